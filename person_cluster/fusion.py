@@ -1,0 +1,41 @@
+"""Stage 5: fuse face and clothing features.
+
+Each part is L2-normalised and multiplied by its weight; the fused vector is their concatenation, so the squared
+fused distance is ``face_weight^2 * d_face^2 + cloth_weight^2 * d_cloth^2``. A face without a clothing feature
+has a zero clothing part; in pairwise distances the face distance then stands in for the missing clothing
+distance, so such faces are judged by their face alone, on the same scale as everyone else.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy.spatial.distance import pdist, squareform
+
+
+def l2_normalize(x: np.ndarray) -> np.ndarray:
+    x = np.asarray(x, dtype=np.float32)
+    norms = np.linalg.norm(x, axis=1, keepdims=True)
+    return np.divide(x, norms, out=np.zeros_like(x), where=norms > 0)
+
+
+def fuse(face: np.ndarray, cloth: np.ndarray, has_cloth: np.ndarray, face_weight: float, cloth_weight: float) -> np.ndarray:
+    """Weighted concatenation of the normalised parts: (n, 128 + d)."""
+    f = l2_normalize(face) * face_weight
+    c = l2_normalize(cloth) * cloth_weight
+    c[~has_cloth] = 0.0
+    return np.concatenate([f, c], axis=1) if cloth_weight > 0 and c.shape[1] else f
+
+
+def fused_distances(
+    face: np.ndarray, cloth: np.ndarray, has_cloth: np.ndarray, face_weight: float, cloth_weight: float
+) -> np.ndarray:
+    """Condensed (scipy ``pdist`` layout) fused distances between all faces."""
+    d_face = pdist(l2_normalize(face))
+    if cloth_weight == 0 or cloth.shape[1] == 0 or len(face) < 2:
+        return face_weight * d_face
+    d_cloth = pdist(l2_normalize(cloth))
+    if not has_cloth.all():
+        missing = ~has_cloth
+        either = squareform(np.logical_or.outer(missing, missing).astype(np.uint8), checks=False).astype(bool)
+        d_cloth[either] = d_face[either]
+    return np.sqrt((face_weight * d_face) ** 2 + (cloth_weight * d_cloth) ** 2)

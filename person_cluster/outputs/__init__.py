@@ -1,0 +1,187 @@
+"""Stage 8: write what a person needs to name the people found, and what programs need to use them.
+
+Layout of OUT::
+
+    manifest.json            machine-readable index of everything below (schema in the README)
+    people/<folder>/         face crops per cluster (person_000, ...; 'unassigned' for cluster -1)
+    people/<folder>/upper_body/  upper-body crops of the same faces, same file names
+    montages/<folder>.jpg    one grid image per cluster
+    clusters.png             2-D map of all faces coloured by cluster
+    annotations/             YOLO labels, one <frame stem>.txt per sampled frame, and classes.txt
+    frames/                  the sampled frames as JPEG, same stems as the labels (if output.save_frames)
+    features.sqlite          the feature cache (written by extraction, read by `person-cluster cluster`)
+
+Everything except frames/ and the cache is rebuilt in a staging folder and moved into place, and the manifest is
+written last, so OUT never holds a manifest that points at files that are not there.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+import tempfile
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+
+from ..cache import FeatureCache
+from ..config import Config
+from ..fusion import fuse
+from ..records import FaceTable, FrameInfo
+from .montage import make_montage, pick_evenly
+from .naming import cluster_folder, frame_stem
+from .yolo import yolo_line
+
+log = logging.getLogger(__name__)
+
+MANIFEST_VERSION = 1
+REBUILT = ("people", "montages", "annotations", "clusters.png")
+
+
+def write_atomic(path: Path, data: bytes) -> None:
+    """Write to a temp file in the same folder, then rename over ``path``: readers see old or new, never half."""
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def write_outputs(out: Path, cache: FeatureCache, table: FaceTable, labels: np.ndarray, config: Config) -> dict[str, Any]:
+    """Write every output for ``labels`` (one per row of ``table``) into ``out``; returns the manifest."""
+    out = Path(out)
+    staging = Path(tempfile.mkdtemp(dir=out, prefix=".staging-"))
+    try:
+        faces, clusters = _write_people(staging, cache, table, labels, config)
+        frames = _write_annotations(staging, table, labels, cache.frames(), len(clusters), config)
+        if config.output.plot and len(table):
+            from .plot import plot_clusters
+
+            fused = fuse(table.face, table.cloth, table.has_cloth, config.fusion.face_weight, config.fusion.cloth_weight)
+            plot_clusters(fused, labels, str(staging / "clusters.png"), f"{len(clusters)} clusters, {len(table)} faces")
+        manifest = {
+            "version": MANIFEST_VERSION,
+            "config": config.to_dict(),
+            "inputs": cache.inputs(),
+            "faces": faces,
+            "clusters": clusters,
+            "frames": frames,
+            "summary": {
+                "faces": len(table),
+                "clusters": len(clusters),
+                "unassigned": int((labels < 0).sum()),
+                "frames": len(frames),
+                "skipped_inputs": sum(1 for i in cache.inputs() if i["status"] == "skipped"),
+            },
+        }
+        _move_into_place(staging, out)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    # Timestamps live in their own file so that two runs on the same input give byte-identical manifests.
+    write_atomic(out / "manifest.json", (json.dumps(manifest, indent=1, ensure_ascii=False) + "\n").encode())
+    run_info = {"written_utc": datetime.now(timezone.utc).isoformat(timespec="seconds")}
+    write_atomic(out / "run.json", (json.dumps(run_info) + "\n").encode())
+    return manifest
+
+
+def _write_people(
+    root: Path, cache: FeatureCache, table: FaceTable, labels: np.ndarray, config: Config
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    people = root / "people"
+    people.mkdir()
+    (root / "montages").mkdir()
+    members: dict[int, list[int]] = {}
+    faces = []
+    for i, (face_jpg, body_jpg) in enumerate(cache.iter_crops()):
+        cid = int(labels[i])
+        folder = people / cluster_folder(cid)
+        if cid not in members:
+            (folder / "upper_body").mkdir(parents=True)
+            members[cid] = []
+        members[cid].append(i)
+        name = f"face_{i:06d}.jpg"
+        (folder / name).write_bytes(face_jpg)
+        if body_jpg is not None:
+            (folder / "upper_body" / name).write_bytes(body_jpg)
+        faces.append(
+            {
+                "id": i,
+                "source": table.sources[i],
+                "frame": table.frames[i],
+                "time_s": table.times[i],
+                "bbox": [int(v) for v in table.bboxes[i]],
+                "cluster": cid,
+                "crop": f"people/{cluster_folder(cid)}/{name}",
+                "upper_body_crop": f"people/{cluster_folder(cid)}/upper_body/{name}" if body_jpg is not None else None,
+                "has_cloth_feature": bool(table.has_cloth[i]),
+            }
+        )
+    clusters = []
+    for cid in sorted(members):
+        folder = cluster_folder(cid)
+        picked = pick_evenly(len(members[cid]), config.output.montage_max_faces)
+        crops = [cv2.imread(str(people / folder / f"face_{members[cid][j]:06d}.jpg")) for j in picked]
+        title = f"{folder}: {len(members[cid])} faces"
+        montage = make_montage([c for c in crops if c is not None], title, config.output.montage_cell)
+        cv2.imwrite(str(root / "montages" / f"{folder}.jpg"), montage, [cv2.IMWRITE_JPEG_QUALITY, 90])
+        if cid >= 0:
+            clusters.append({"id": cid, "size": len(members[cid]), "folder": f"people/{folder}", "montage": f"montages/{folder}.jpg"})
+    return faces, clusters
+
+
+def _write_annotations(
+    root: Path, table: FaceTable, labels: np.ndarray, frames: list[FrameInfo], n_clusters: int, config: Config
+) -> list[dict[str, Any]]:
+    """One YOLO label file per sampled frame (empty when it has no face). Unassigned faces get the last class,
+    'unassigned', so a detector trained on the set is not taught that those faces are background."""
+    ann = root / "annotations"
+    ann.mkdir()
+    classes = [cluster_folder(c) for c in range(n_clusters)]
+    has_unassigned = bool((labels < 0).any())
+    if has_unassigned:
+        classes.append("unassigned")
+    (ann / "classes.txt").write_text("".join(c + "\n" for c in classes))
+    by_frame: dict[tuple[str, int | None], list[int]] = {}
+    for i, key in enumerate(zip(table.sources, table.frames)):
+        by_frame.setdefault(key, []).append(i)
+    out = []
+    for info in frames:
+        stem = frame_stem(info.source, info.frame)
+        lines = []
+        for i in by_frame.get((info.source, info.frame), []):
+            cls = int(labels[i]) if labels[i] >= 0 else n_clusters
+            lines.append(yolo_line(cls, table.bboxes[i], info.width, info.height))
+        (ann / f"{stem}.txt").write_text("".join(line + "\n" for line in lines))
+        out.append(
+            {
+                "source": info.source,
+                "frame": info.frame,
+                "time_s": info.time_s,
+                "width": info.width,
+                "height": info.height,
+                "labels": f"annotations/{stem}.txt",
+                "image": f"frames/{stem}.jpg" if config.output.save_frames else None,
+            }
+        )
+    return out
+
+
+def _move_into_place(staging: Path, out: Path) -> None:
+    for name in REBUILT:
+        new = staging / name
+        target = out / name
+        if target.exists():
+            old = staging / f"old-{name}"
+            os.replace(target, old)
+        if new.exists():
+            os.replace(new, target)

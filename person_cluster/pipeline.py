@@ -1,0 +1,285 @@
+"""The extraction pipeline: sampled frames -> faces with face and clothing features, committed to the cache.
+
+Threads and processes, and why:
+- a decode thread reads and samples frames (OpenCV releases the GIL while decoding) into a bounded queue;
+- a pool of worker processes runs detection and face descriptors, the expensive part. dlib's descriptor and CNN
+  detector hold the GIL, so threads would not help. Workers are started with ``spawn``: a forked child of a
+  parent that already ran dlib's CNN can hang;
+- the parent process takes results back *in submission order*, cuts the clothing crops, runs the CNN on
+  batches of them, and commits each frame with its faces in one SQLite transaction.
+Results are identical whatever the number of workers; memory is bounded by the queue sizes.
+"""
+
+from __future__ import annotations
+
+import logging
+import multiprocessing
+import queue
+import threading
+from collections import deque
+from concurrent.futures import Future, ProcessPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+from tqdm import tqdm
+
+from .cache import FeatureCache
+from .config import Config, DetectionConfig, FaceConfig
+from .embedding.clothing import cloth_region
+from .records import Box, Detection, FaceRecord, Frame, FrameInfo, InputItem
+from .sampling import InputError, plan_frames, read_planned_frames
+
+log = logging.getLogger(__name__)
+
+
+# -- worker side ----------------------------------------------------------------------------------------------
+class FrameAnalyzer:
+    """Detection + face descriptors for one frame; built once per worker process."""
+
+    def __init__(self, detection: DetectionConfig, face: FaceConfig) -> None:
+        from .detection import make_detector
+        from .embedding.face import FaceEmbedder
+
+        self.detect = make_detector(detection)
+        self.embed = FaceEmbedder(face)
+
+    def __call__(self, image: np.ndarray) -> list[tuple[Detection, np.ndarray]]:
+        rgb = cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
+        return [(d, self.embed(rgb, d.box)) for d in self.detect(rgb)]
+
+
+_worker_analyzer: FrameAnalyzer | None = None
+
+
+def _init_worker(detection: DetectionConfig, face: FaceConfig) -> None:
+    global _worker_analyzer
+    cv2.setNumThreads(1)  # one process per core already; OpenCV's own threads would only compete
+    _worker_analyzer = FrameAnalyzer(detection, face)
+
+
+def _analyse_in_worker(image: np.ndarray) -> list[tuple[Detection, np.ndarray]]:
+    assert _worker_analyzer is not None
+    return _worker_analyzer(image)
+
+
+class _InlineExecutor:
+    """Runs the analyzer in this process: ``workers: 1`` needs no pool (and no process start-up)."""
+
+    def __init__(self, detection: DetectionConfig, face: FaceConfig) -> None:
+        self.analyzer = FrameAnalyzer(detection, face)
+
+    def submit(self, fn: Any, image: np.ndarray) -> Future:
+        fut: Future = Future()
+        fut.set_result(self.analyzer(image))
+        return fut
+
+    def shutdown(self, wait: bool = True, cancel_futures: bool = False) -> None:
+        pass
+
+
+# -- parent side ----------------------------------------------------------------------------------------------
+@dataclass
+class ExtractionSummary:
+    inputs: int = 0
+    frames: int = 0
+    faces: int = 0
+    skipped: list[tuple[str, str]] = field(default_factory=list)
+
+
+@dataclass
+class _Event:
+    """What the decode thread hands to the parent, in order."""
+
+    kind: str  # "start" | "frame" | "end" | "done"
+    item: InputItem | None = None
+    position: int = 0
+    frame: Frame | None = None
+    planned: int = 0
+    error: str | None = None
+
+
+def _decode(items: list[tuple[int, InputItem]], config: Config, cache_done: dict[str, set[int | None]],
+            out: "queue.Queue[_Event]", stop: threading.Event) -> None:
+    def put(ev: _Event) -> bool:
+        while not stop.is_set():
+            try:
+                out.put(ev, timeout=0.2)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    try:
+        for position, item in items:
+            try:
+                plan = plan_frames(item, config.sampling)
+                done = cache_done.get(item.source, set())
+                if not put(_Event("start", item, position, planned=len(plan.indices))):
+                    return
+                for frame in read_planned_frames(item, plan, skip=done):
+                    if not put(_Event("frame", item, position, frame=frame)):
+                        return
+                put(_Event("end", item, position))
+            except InputError as exc:
+                put(_Event("end", item, position, error=str(exc)))
+            except Exception as exc:  # one broken input must not stop the others
+                log.debug("decoding %s failed", item.source, exc_info=True)
+                put(_Event("end", item, position, error=f"unexpected decoding error: {exc}"))
+    finally:
+        put(_Event("done"))
+
+
+def _encode_jpg(image: np.ndarray, max_side: int, quality: int) -> bytes:
+    h, w = image.shape[:2]
+    s = min(1.0, max_side / max(h, w))
+    if s < 1.0:
+        image = cv2.resize(image, (max(1, round(w * s)), max(1, round(h * s))), interpolation=cv2.INTER_AREA)
+    ok, buf = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, quality])
+    if not ok:
+        raise RuntimeError("JPEG encoding failed")
+    return buf.tobytes()
+
+
+def upper_body_box(face: Box) -> Box:
+    """Head and shoulders down to the chest: 3 face widths wide, half a face above to 2.5 faces below."""
+    cx = (face.left + face.right) / 2
+    return Box(round(cx - 1.5 * face.width), round(face.top - 0.5 * face.height),
+               round(cx + 1.5 * face.width), round(face.bottom + 2.5 * face.height))
+
+
+class Extractor:
+    """Fills a :class:`FeatureCache` from inputs. Use :func:`person_cluster.api.extract` for the simple call."""
+
+    def __init__(self, config: Config, cache: FeatureCache, frames_dir: Path | None, progress: bool = True) -> None:
+        self.config = config
+        self.cache = cache
+        self.frames_dir = frames_dir
+        self.progress = progress
+        self.cloth = None
+        if config.cloth.enabled:
+            from .embedding.clothing import ClothEmbedder
+
+            self.cloth = ClothEmbedder(config.cloth, config.runtime.torch_threads)
+
+    @property
+    def cloth_model(self) -> str | None:
+        return self.cloth.weights_name if self.cloth else None
+
+    def _make_executor(self) -> Any:
+        n = self.config.runtime.resolved_workers()
+        if n == 1:
+            return _InlineExecutor(self.config.detection, self.config.face)
+        return ProcessPoolExecutor(
+            max_workers=n,
+            mp_context=multiprocessing.get_context("spawn"),
+            initializer=_init_worker,
+            initargs=(self.config.detection, self.config.face),
+        )
+
+    def run(self, items: list[tuple[int, InputItem]]) -> ExtractionSummary:
+        summary = ExtractionSummary(inputs=len(items))
+        finished = self.cache.finished_sources()
+        todo = [(p, it) for p, it in items if it.source not in finished]
+        done_frames = {it.source: self.cache.frame_indices(it.source) for _, it in todo}
+        n_workers = self.config.runtime.resolved_workers()
+        events: queue.Queue[_Event] = queue.Queue(maxsize=max(2, n_workers * self.config.runtime.queue_frames))
+        stop = threading.Event()
+        decoder = threading.Thread(target=_decode, args=(todo, self.config, done_frames, events, stop), daemon=True)
+        executor = self._make_executor() if todo else None
+        pending: deque[tuple[_Event, Future | None]] = deque()
+        batch: list[tuple[Frame, list[tuple[Detection, np.ndarray]]]] = []
+        max_pending = max(2, n_workers * self.config.runtime.queue_frames)
+        bar = tqdm(total=0, unit="frame", desc="extracting", disable=not self.progress, dynamic_ncols=True)
+        decoder.start()
+        try:
+            finished_decoding = not todo
+            while not finished_decoding or pending:
+                # Keep the workers fed up to the bound, then take the oldest result back.
+                while not finished_decoding and len(pending) < max_pending:
+                    ev = events.get()
+                    if ev.kind == "done":
+                        finished_decoding = True
+                        break
+                    fut = executor.submit(_analyse_in_worker, ev.frame.image) if ev.kind == "frame" else None
+                    pending.append((ev, fut))
+                if not pending:
+                    continue
+                ev, fut = pending.popleft()
+                if ev.kind == "start":
+                    bar.total += ev.planned
+                    bar.refresh()
+                    self.cache.set_input(ev.position, ev.item.source, ev.item.kind, "running")
+                elif ev.kind == "frame":
+                    batch.append((ev.frame, fut.result()))
+                    if sum(len(r) for _, r in batch) >= self.config.cloth.batch_size or len(batch) >= max_pending:
+                        self._commit(batch, summary)
+                        bar.update(len(batch))
+                        batch = []
+                elif ev.kind == "end":
+                    self._commit(batch, summary)
+                    bar.update(len(batch))
+                    batch = []
+                    if ev.error:
+                        log.warning("skipping %s: %s", ev.item.source, ev.error)
+                        summary.skipped.append((ev.item.source, ev.error))
+                        self.cache.set_input(ev.position, ev.item.source, ev.item.kind, "skipped", ev.error)
+                    else:
+                        self.cache.set_input(ev.position, ev.item.source, ev.item.kind, "done")
+        finally:
+            stop.set()
+            if executor is not None:
+                executor.shutdown(wait=True, cancel_futures=True)
+            bar.close()
+        return summary
+
+    def _commit(self, batch: list[tuple[Frame, list[tuple[Detection, np.ndarray]]]], summary: ExtractionSummary) -> None:
+        """Clothing features for a batch of analysed frames (one CNN call), then one transaction per frame."""
+        if not batch:
+            return
+        cfg = self.config
+        regions: list[list[Box | None]] = []
+        crops: list[np.ndarray] = []
+        for frame, results in batch:
+            rs = []
+            for det, _ in results:
+                region = None
+                if self.cloth is not None:
+                    region = cloth_region(det.box.clip(frame.width, frame.height), frame.width, frame.height, cfg.cloth)
+                if region is not None:
+                    crops.append(frame.image[region.top : region.bottom, region.left : region.right])
+                rs.append(region)
+            regions.append(rs)
+        feats = iter(self.cloth(crops)) if self.cloth is not None else iter(())
+        for (frame, results), rs in zip(batch, regions):
+            records = []
+            for (det, descriptor), region in zip(results, rs):
+                bbox = det.box.clip(frame.width, frame.height)
+                face_crop = bbox.expand(cfg.output.crop_margin).clip(frame.width, frame.height)
+                body = upper_body_box(bbox).clip(frame.width, frame.height)
+                records.append(
+                    FaceRecord(
+                        source=frame.source, frame=frame.index, time_s=frame.time_s, bbox=bbox, score=det.score,
+                        face_embedding=descriptor,
+                        cloth_embedding=next(feats) if region is not None else None,
+                        face_jpg=_encode_jpg(_cut(frame.image, face_crop), cfg.output.crop_max_side, cfg.output.jpeg_quality),
+                        body_jpg=_encode_jpg(_cut(frame.image, body), cfg.output.crop_max_side, cfg.output.jpeg_quality),
+                    )
+                )
+            if self.frames_dir is not None:
+                from .outputs import write_atomic
+                from .outputs.naming import frame_stem
+
+                jpg = _encode_jpg(frame.image, max(frame.width, frame.height), cfg.output.jpeg_quality)
+                write_atomic(self.frames_dir / f"{frame_stem(frame.source, frame.index)}.jpg", jpg)
+            info = FrameInfo(frame.source, frame.index, frame.time_s, frame.width, frame.height)
+            self.cache.add_frame(info, records)
+            summary.frames += 1
+            summary.faces += len(records)
+
+
+def _cut(image: np.ndarray, box: Box) -> np.ndarray:
+    return image[box.top : box.bottom, box.left : box.right]
+

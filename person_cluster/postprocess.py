@@ -1,0 +1,91 @@
+"""Stage 7: merge clusters whose centroids are close, then mark small clusters as unassigned (-1).
+
+Merging is done per pass on the graph "centroid distance below threshold": its connected components become the
+new clusters, so every cluster takes part in at most one merge per pass and the result does not depend on the
+order of the clusters. Passes repeat (with new centroids) until nothing changes or ``max_merge_passes``.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy.sparse import csr_matrix
+from scipy.sparse.csgraph import connected_components
+from scipy.spatial.distance import cdist
+
+from .config import PostprocessConfig
+from .fusion import l2_normalize
+
+UNASSIGNED = -1
+
+
+def _centroids(x: np.ndarray, labels: np.ndarray, k: int, mask: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Normalised mean of each cluster's (normalised) rows; second value: clusters that have any row."""
+    sums = np.zeros((k, x.shape[1]), np.float64)
+    counts = np.zeros(k, np.int64)
+    use = labels >= 0 if mask is None else (labels >= 0) & mask
+    np.add.at(sums, labels[use], x[use])
+    np.add.at(counts, labels[use], 1)
+    return l2_normalize(sums.astype(np.float32)), counts > 0
+
+
+def merge_close_clusters(
+    labels: np.ndarray,
+    face: np.ndarray,
+    cloth: np.ndarray,
+    has_cloth: np.ndarray,
+    face_threshold: float | None,
+    cloth_threshold: float | None,
+    max_passes: int = 5,
+) -> np.ndarray:
+    """Merge clusters whose face centroids (or clothing centroids) are closer than the thresholds."""
+    labels = compact(labels)
+    f = l2_normalize(face)
+    c = l2_normalize(cloth) if cloth.shape[1] else cloth
+    for _ in range(max_passes):
+        k = int(labels.max()) + 1 if labels.size and labels.max() >= 0 else 0
+        if k < 2:
+            break
+        adjacent = np.zeros((k, k), bool)
+        if face_threshold is not None:
+            cf, _ = _centroids(f, labels, k)
+            adjacent |= cdist(cf, cf) < face_threshold
+        if cloth_threshold is not None and c.shape[1]:
+            cc, present = _centroids(c, labels, k, has_cloth)
+            close = cdist(cc, cc) < cloth_threshold
+            adjacent |= close & np.outer(present, present)
+        n_comp, comp = connected_components(csr_matrix(adjacent), directed=False)
+        if n_comp == k:
+            break
+        labels = np.where(labels >= 0, comp[np.maximum(labels, 0)], UNASSIGNED)
+    return compact(labels)
+
+
+def drop_small_clusters(labels: np.ndarray, min_csize: int) -> np.ndarray:
+    """Clusters with fewer than ``min_csize`` faces become unassigned; the faces themselves are kept."""
+    labels = labels.copy()
+    ids, counts = np.unique(labels[labels >= 0], return_counts=True)
+    small = ids[counts < min_csize]
+    labels[np.isin(labels, small)] = UNASSIGNED
+    return labels
+
+
+def compact(labels: np.ndarray) -> np.ndarray:
+    """Renumber clusters 0..k-1 by size (largest first), ties by first face; -1 stays -1. Deterministic."""
+    labels = np.asarray(labels, dtype=np.int64)
+    valid = labels >= 0
+    if not valid.any():
+        return np.full_like(labels, UNASSIGNED)
+    ids, first, counts = np.unique(labels[valid], return_index=True, return_counts=True)
+    first_pos = np.flatnonzero(valid)[first]
+    order = np.lexsort((first_pos, -counts))
+    mapping = np.full(int(ids.max()) + 1, UNASSIGNED, np.int64)
+    mapping[ids[order]] = np.arange(len(ids))
+    return np.where(valid, mapping[np.maximum(labels, 0)], UNASSIGNED)
+
+
+def postprocess(labels: np.ndarray, face: np.ndarray, cloth: np.ndarray, has_cloth: np.ndarray, config: PostprocessConfig) -> np.ndarray:
+    if config.max_merge_passes and (config.merge_face_threshold is not None or config.merge_cloth_threshold is not None):
+        labels = merge_close_clusters(
+            labels, face, cloth, has_cloth, config.merge_face_threshold, config.merge_cloth_threshold, config.max_merge_passes
+        )
+    return compact(drop_small_clusters(compact(labels), config.min_csize))

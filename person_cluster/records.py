@@ -1,0 +1,126 @@
+"""Typed records passed between the pipeline stages.
+
+Sampling yields :class:`Frame`; detection yields :class:`Detection`; embedding turns both into :class:`FaceRecord`,
+which the feature cache stores. Clustering works on :class:`FaceTable`, the columnar (numpy) view of many records.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class Box:
+    """A pixel box in original frame coordinates; right and bottom are exclusive."""
+
+    left: int
+    top: int
+    right: int
+    bottom: int
+
+    @property
+    def width(self) -> int:
+        return self.right - self.left
+
+    @property
+    def height(self) -> int:
+        return self.bottom - self.top
+
+    def clip(self, width: int, height: int) -> "Box":
+        return Box(
+            max(0, min(self.left, width)),
+            max(0, min(self.top, height)),
+            max(0, min(self.right, width)),
+            max(0, min(self.bottom, height)),
+        )
+
+    def expand(self, margin: float) -> "Box":
+        dx, dy = round(self.width * margin), round(self.height * margin)
+        return Box(self.left - dx, self.top - dy, self.right + dx, self.bottom + dy)
+
+    def as_list(self) -> list[int]:
+        return [self.left, self.top, self.right, self.bottom]
+
+
+@dataclass(frozen=True)
+class InputItem:
+    """One input file: ``source`` is the path exactly as the user gave it (or as found in a given folder)."""
+
+    source: str
+    kind: str  # "video" or "image"
+
+
+@dataclass(frozen=True)
+class SkippedInput:
+    source: str
+    reason: str
+
+
+@dataclass
+class Frame:
+    """A sampled frame, BGR uint8 at original resolution. ``index``/``time_s`` are None for photos."""
+
+    source: str
+    index: int | None
+    time_s: float | None
+    image: np.ndarray
+
+    @property
+    def width(self) -> int:
+        return int(self.image.shape[1])
+
+    @property
+    def height(self) -> int:
+        return int(self.image.shape[0])
+
+
+@dataclass(frozen=True)
+class Detection:
+    box: Box  # original pixel coordinates, not clipped to the frame (landmarks use the full box)
+    score: float
+
+
+@dataclass
+class FaceRecord:
+    """Everything extracted for one face; what the feature cache stores."""
+
+    source: str
+    frame: int | None
+    time_s: float | None
+    bbox: Box  # clipped to the frame
+    score: float
+    face_embedding: np.ndarray  # raw dlib 128-d descriptor (normalised at fusion)
+    cloth_embedding: np.ndarray | None  # None when no usable clothing region exists
+    face_jpg: bytes = b""
+    body_jpg: bytes | None = None
+
+
+@dataclass
+class FrameInfo:
+    """A sampled frame's place and size, kept so that every sampled frame gets a YOLO label file."""
+
+    source: str
+    frame: int | None
+    time_s: float | None
+    width: int
+    height: int
+
+
+@dataclass
+class FaceTable:
+    """Columnar view of all cached faces, in a deterministic order (input order, frame, box)."""
+
+    ids: np.ndarray  # (n,) int, 0..n-1
+    sources: list[str]
+    frames: list[int | None]
+    times: list[float | None]
+    bboxes: np.ndarray  # (n, 4) int: left, top, right, bottom
+    face: np.ndarray  # (n, 128) float32, raw descriptors
+    cloth: np.ndarray  # (n, d) float32; rows without a clothing feature are zero
+    has_cloth: np.ndarray  # (n,) bool
+    frame_sizes: dict[tuple[str, int | None], tuple[int, int]] = field(default_factory=dict)
+
+    def __len__(self) -> int:
+        return int(self.ids.shape[0])

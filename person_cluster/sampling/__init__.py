@@ -1,0 +1,53 @@
+"""Stage 1: find the inputs and sample frames from them.
+
+``discover_inputs`` turns what the user named (files, folders, any mix) into :class:`InputItem` records and
+skipped-input reasons; ``iter_frames`` yields the sampled :class:`Frame` records of one input.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Set
+from dataclasses import dataclass
+
+from ..config import SamplingConfig
+from ..records import Frame, InputItem
+from .images import read_image
+from .inputs import InputError, discover_inputs
+from .video import VideoError, VideoInfo, probe_video, read_video_frames, sample_indices, scene_indices
+
+__all__ = [
+    "FramePlan",
+    "InputError",
+    "VideoError",
+    "discover_inputs",
+    "plan_frames",
+    "read_planned_frames",
+    "read_image",
+]
+
+
+@dataclass(frozen=True)
+class FramePlan:
+    """Which frames of an input will be sampled: frame indices for a video, ``[None]`` for a photo."""
+
+    info: VideoInfo | None
+    indices: list[int | None]
+
+
+def plan_frames(item: InputItem, config: SamplingConfig) -> FramePlan:
+    """Decide the frames to sample. Raises InputError when the input cannot be read at all."""
+    if item.kind == "image":
+        return FramePlan(None, [None])
+    info = probe_video(item.source)
+    indices = scene_indices(item.source, info, config) if config.mode == "scene" else sample_indices(info, config)
+    return FramePlan(info, list(indices))
+
+
+def read_planned_frames(item: InputItem, plan: FramePlan, skip: Set[int | None] = frozenset()) -> Iterator[Frame]:
+    """Yield the planned frames except those in ``skip`` (already in the cache)."""
+    if plan.info is None:
+        if None not in skip:
+            yield Frame(source=item.source, index=None, time_s=None, image=read_image(item.source))
+        return
+    wanted = [i for i in plan.indices if i is not None and i not in skip]
+    yield from read_video_frames(item.source, plan.info, wanted)
