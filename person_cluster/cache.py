@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from .records import Box, FaceRecord, FaceTable, FrameInfo, InputItem, SkippedInput
+from .records import Box, FaceRecord, FaceTable, FrameInfo, SkippedInput
 
 CACHE_NAME = "features.sqlite"
 SCHEMA_VERSION = 1
@@ -53,7 +53,7 @@ class FeatureCache:
             raise CacheError(f"{self.path}: not a usable feature cache ({exc})") from None
 
     @classmethod
-    def open_existing(cls, path: str | Path) -> "FeatureCache":
+    def open_existing(cls, path: str | Path) -> FeatureCache:
         if not Path(path).is_file():
             raise CacheError(f"{path}: no feature cache here; run `person-cluster run` first")
         cache = cls(path)
@@ -64,7 +64,7 @@ class FeatureCache:
     def close(self) -> None:
         self.db.close()
 
-    def __enter__(self) -> "FeatureCache":
+    def __enter__(self) -> FeatureCache:
         return self
 
     def __exit__(self, *exc: object) -> None:

@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import dataclasses
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 import yaml
 
@@ -119,7 +120,7 @@ class FusionConfig:
 class ClusteringConfig:
     algorithm: str = "hac"  # "hac" (default) or "dbscan" (baseline)
     linkage: str = "average"  # HAC linkage: average, complete, single
-    distance_threshold: float = 0.55  # HAC: absolute cut on the fused distance
+    distance_threshold: float = 0.40  # HAC: absolute cut on the fused (L2-normalised) distance
     eps: float = 0.5  # DBSCAN
     min_samples: int = 5  # DBSCAN
 
@@ -138,7 +139,7 @@ class ClusteringConfig:
 @dataclass
 class PostprocessConfig:
     # Merge clusters whose normalised centroids are closer than these (null disables that test).
-    merge_face_threshold: float | None = 0.35
+    merge_face_threshold: float | None = 0.30
     merge_cloth_threshold: float | None = None
     max_merge_passes: int = 5
     min_csize: int = 2  # smaller clusters become "unassigned" (cluster -1); their faces stay in the manifest
@@ -201,7 +202,7 @@ class Config:
     output: OutputConfig = field(default_factory=OutputConfig)
     runtime: RuntimeConfig = field(default_factory=RuntimeConfig)
 
-    def validate(self) -> "Config":
+    def validate(self) -> Config:
         for f in dataclasses.fields(self):
             getattr(self, f.name).validate()
         return self
@@ -215,7 +216,7 @@ class Config:
         return {k: d[k] for k in EXTRACTION_SECTIONS}
 
     @classmethod
-    def from_dict(cls, data: Mapping[str, Any] | None) -> "Config":
+    def from_dict(cls, data: Mapping[str, Any] | None) -> Config:
         data = dict(data or {})
         kwargs = {}
         sections = {f.name: f for f in dataclasses.fields(cls)}
@@ -225,7 +226,7 @@ class Config:
             kwargs[name] = _build_section(sections[name].default_factory, name, value)  # type: ignore[misc]
         return cls(**kwargs).validate()
 
-    def with_overrides(self, overrides: list[str] | Mapping[str, Any]) -> "Config":
+    def with_overrides(self, overrides: list[str] | Mapping[str, Any]) -> Config:
         """Return a copy with ``section.key=value`` overrides applied (values parsed as YAML)."""
         d = self.to_dict()
         items = overrides.items() if isinstance(overrides, Mapping) else (_split_override(o) for o in overrides)

@@ -102,7 +102,7 @@ class _Event:
 
 
 def _decode(items: list[tuple[int, InputItem]], config: Config, cache_done: dict[str, set[int | None]],
-            out: "queue.Queue[_Event]", stop: threading.Event) -> None:
+            out: queue.Queue[_Event], stop: threading.Event) -> None:
     def put(ev: _Event) -> bool:
         while not stop.is_set():
             try:

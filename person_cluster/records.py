@@ -28,7 +28,7 @@ class Box:
     def height(self) -> int:
         return self.bottom - self.top
 
-    def clip(self, width: int, height: int) -> "Box":
+    def clip(self, width: int, height: int) -> Box:
         return Box(
             max(0, min(self.left, width)),
             max(0, min(self.top, height)),
@@ -36,7 +36,7 @@ class Box:
             max(0, min(self.bottom, height)),
         )
 
-    def expand(self, margin: float) -> "Box":
+    def expand(self, margin: float) -> Box:
         dx, dy = round(self.width * margin), round(self.height * margin)
         return Box(self.left - dx, self.top - dy, self.right + dx, self.bottom + dy)
 

@@ -7,7 +7,7 @@ from scipy.cluster.hierarchy import fcluster, linkage
 
 
 class HACClustering:
-    def __init__(self, distance_threshold: float = 0.55, linkage: str = "average") -> None:
+    def __init__(self, distance_threshold: float = 0.40, linkage: str = "average") -> None:
         if distance_threshold <= 0:
             raise ValueError("distance_threshold must be > 0")
         if linkage not in ("average", "complete", "single"):

@@ -7,7 +7,7 @@ and faces smaller than ``detection.min_face_size`` are dropped. Every face of ev
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import numpy as np
 
@@ -32,4 +32,4 @@ def make_detector(config: DetectionConfig) -> Detector:
     return ScaledDetector(backend, max_side=config.max_side, min_face_size=config.min_face_size)
 
 
-__all__ = ["Detector", "make_detector", "ScaledDetector"]
+__all__ = ["Detector", "ScaledDetector", "make_detector"]

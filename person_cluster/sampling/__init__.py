@@ -21,8 +21,8 @@ __all__ = [
     "VideoError",
     "discover_inputs",
     "plan_frames",
-    "read_planned_frames",
     "read_image",
+    "read_planned_frames",
 ]
 
 

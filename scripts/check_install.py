@@ -1,0 +1,44 @@
+"""Fail `make setup` early, with a clear message, if the environment is not what the pipeline needs."""
+
+from __future__ import annotations
+
+import importlib.metadata as md
+import sys
+
+
+def main() -> int:
+    problems = []
+    opencv = [d for d in ("opencv-python", "opencv-python-headless", "opencv-contrib-python") if _installed(d)]
+    if len(opencv) != 1:
+        problems.append(f"exactly one OpenCV distribution must be installed, found {opencv or 'none'}")
+    for module in ("cv2", "dlib", "torch", "torchvision", "scenedetect", "sklearn", "scipy", "yaml", "tqdm"):
+        try:
+            __import__(module)
+        except Exception as exc:  # report every broken import, not just the first
+            problems.append(f"import {module} failed: {exc}")
+    try:
+        from person_cluster.embedding.clothing import resolve_weights
+        from person_cluster.models import DLIB_MODELS, dlib_model_path
+
+        for name in DLIB_MODELS:
+            dlib_model_path(name)
+        resolve_weights("mobilenet_v2", None)
+    except Exception as exc:
+        problems.append(str(exc))
+    for p in problems:
+        print(f"setup check: {p}", file=sys.stderr)
+    if not problems:
+        print("setup check: ok")
+    return 1 if problems else 0
+
+
+def _installed(dist: str) -> bool:
+    try:
+        md.version(dist)
+        return True
+    except md.PackageNotFoundError:
+        return False
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,82 @@
+import shutil
+
+import numpy as np
+import pytest
+
+from person_cluster.config import ClothConfig
+from person_cluster.embedding.clothing import ClothEmbedder, cloth_region, resolve_weights
+from person_cluster.models import ModelError
+from person_cluster.records import Box
+
+
+def test_cloth_region_geometry_and_clipping():
+    cfg = ClothConfig(width=2.0, top=0.5, height=2.0, min_visible=0.5, min_pixels=16)
+    face = Box(100, 50, 140, 100)  # 40 x 50
+    assert cloth_region(face, 1000, 1000, cfg) == Box(80, 125, 160, 225)
+    # Cut off at the bottom edge: kept if at least half is visible, clipped to the frame.
+    assert cloth_region(face, 1000, 180, cfg) == Box(80, 125, 160, 180)
+    assert cloth_region(face, 1000, 150, cfg) is None  # less than half visible
+    assert cloth_region(Box(10, 10, 14, 14), 1000, 1000, cfg) is None  # too small to mean anything
+
+
+@pytest.fixture(scope="module")
+def embedder():
+    return ClothEmbedder(ClothConfig(batch_size=3))
+
+
+def _fabric(kind: str) -> np.ndarray:
+    """Synthetic 'shirts' that differ the way clothes do: colour and pattern."""
+    y, x = np.mgrid[0:128, 0:128]
+    img = np.zeros((128, 128, 3), np.uint8)
+    if kind == "red_check":
+        img[((y // 16 + x // 16) % 2) == 0] = (40, 40, 220)
+        img[((y // 16 + x // 16) % 2) == 1] = (240, 240, 240)
+    elif kind == "blue_stripes":
+        img[(x // 8) % 2 == 0] = (200, 60, 20)
+    else:  # plain grey gradient
+        img[...] = (y * 2 // 3)[..., None].astype(np.uint8)
+    return img
+
+
+def test_embedder_is_deterministic_batched_and_discriminative(embedder):
+    a, b, c = _fabric("red_check"), _fabric("blue_stripes"), _fabric("grey")
+    rng = np.random.default_rng(0)
+    a_again = np.clip(a[4:, 6:].astype(int) + rng.normal(0, 8, a[4:, 6:].shape), 0, 255).astype(np.uint8)
+    feats = embedder([a, b, c, a_again, np.zeros((40, 60, 3), np.uint8)])  # 5 crops in batches of 3
+    assert feats.shape == (5, embedder.dim) and embedder.dim == 96
+    assert np.allclose(feats[1], embedder([b])[0], atol=1e-4)  # batching does not change results
+    n = feats / np.linalg.norm(feats, axis=1, keepdims=True)
+    d = lambda i, j: float(np.linalg.norm(n[i] - n[j]))
+    assert d(0, 3) < d(0, 1) and d(0, 3) < d(0, 2)  # the same shirt, shifted and noisy, beats other shirts
+    assert embedder([]).shape == (0, 96)
+
+
+def test_missing_weights_is_a_clear_error(tmp_path, monkeypatch):
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path))
+    with pytest.raises(ModelError, match=r"resnet18-f37072fd\.pth.*" + str(tmp_path)):
+        resolve_weights("resnet18", None)
+    with pytest.raises(ModelError, match="does not exist"):
+        resolve_weights("mobilenet_v2", str(tmp_path / "nope.pth"))
+    with pytest.raises(ModelError, match="no model named"):
+        resolve_weights("not_a_net", None)
+
+
+def test_altered_weights_are_refused(tmp_path, monkeypatch):
+    good, _ = resolve_weights("mobilenet_v2", None)
+    ckpt = tmp_path / "hub" / "checkpoints"
+    ckpt.mkdir(parents=True)
+    bad = ckpt / good.name
+    shutil.copy(good, bad)
+    with open(bad, "r+b") as f:
+        f.seek(1000)
+        f.write(b"\x00\x01\x02\x03")
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path))
+    with pytest.raises(ModelError, match="corrupt or altered"):
+        resolve_weights("mobilenet_v2", None)
+    with pytest.raises(ModelError, match="corrupt or altered"):
+        resolve_weights("mobilenet_v2", str(bad))
+
+
+def test_unknown_stage_lists_valid_ones():
+    with pytest.raises(ModelError, match="no stage 'layer9'.*features.13"):
+        ClothEmbedder(ClothConfig(stage="layer9"))

@@ -1,0 +1,65 @@
+from pathlib import Path
+
+import pytest
+import yaml
+
+from person_cluster.config import Config, ConfigError, load_config
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def test_default_yaml_documents_the_code_defaults():
+    assert load_config(REPO / "configs" / "default.yaml") == Config()
+
+
+def test_every_shipped_config_loads():
+    for path in (REPO / "configs").glob("*.yaml"):
+        data = yaml.safe_load(path.read_text())
+        if isinstance(data, dict) and set(data) <= set(Config().to_dict()):
+            load_config(path)
+
+
+def test_overrides_are_parsed_as_yaml_and_validated():
+    c = load_config(None, ["clustering.distance_threshold=0.5", "postprocess.merge_face_threshold=null",
+                           "cloth.enabled=false", "runtime.workers=2"])
+    assert c.clustering.distance_threshold == 0.5
+    assert c.postprocess.merge_face_threshold is None
+    assert c.cloth.enabled is False and c.runtime.workers == 2
+
+
+@pytest.mark.parametrize(
+    "override, message",
+    [
+        ("clustering.distance_treshold=0.5", "unknown key"),
+        ("clusterin.distance_threshold=0.5", "unknown section"),
+        ("clustering.distance_threshold=abc", "must be a number"),
+        ("clustering.distance_threshold=-1", "must be > 0"),
+        ("sampling.mode=shots", "interval' or 'scene"),
+        ("runtime.workers=1.5", "must be an integer"),
+        ("cloth.enabled=1", "true or false"),
+        ("fusion.face_weight=null", "may not be null"),
+        ("novalue", "section.key=value"),
+    ],
+)
+def test_bad_overrides_name_the_key(override, message):
+    with pytest.raises(ConfigError, match=message):
+        load_config(None, [override])
+
+
+def test_yaml_file_errors(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("clustering: [1, 2\n")
+    with pytest.raises(ConfigError, match="not valid YAML"):
+        load_config(bad)
+    bad.write_text("detection:\n  upsampel: 1\n")
+    with pytest.raises(ConfigError, match="detection.upsampel: unknown key"):
+        load_config(bad)
+    with pytest.raises(ConfigError, match="cannot read"):
+        load_config(tmp_path / "missing.yaml")
+
+
+def test_extraction_dict_excludes_clustering_settings():
+    a = Config()
+    b = a.with_overrides(["clustering.distance_threshold=0.3", "fusion.cloth_weight=0.0"])
+    assert a.extraction_dict() == b.extraction_dict()
+    assert a.extraction_dict() != a.with_overrides(["detection.upsample=0"]).extraction_dict()
