@@ -48,7 +48,10 @@ class FrameAnalyzer:
 
     def __call__(self, image: np.ndarray) -> list[tuple[Detection, np.ndarray]]:
         rgb = cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
-        return [(d, self.embed(rgb, d.box)) for d in self.detect(rgb)]
+        h, w = image.shape[:2]
+        # A box can reach past the frame edge; one with (almost) nothing inside the frame has no usable crop.
+        visible = [d for d in self.detect(rgb) if min(d.box.clip(w, h).width, d.box.clip(w, h).height) >= 2]
+        return [(d, self.embed(rgb, d.box)) for d in visible]
 
 
 _worker_analyzer: FrameAnalyzer | None = None
