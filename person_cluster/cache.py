@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from .records import Box, FaceRecord, FaceTable, FrameInfo, SkippedInput
+from .records import FaceRecord, FaceTable, FrameInfo, SkippedInput
 
 CACHE_NAME = "features.sqlite"
 SCHEMA_VERSION = 1
@@ -176,6 +176,3 @@ class FeatureCache:
         )
         yield from rows
 
-
-def box_of(row: np.ndarray) -> Box:
-    return Box(*(int(v) for v in row))

@@ -50,7 +50,7 @@ class FrameAnalyzer:
         rgb = cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
         h, w = image.shape[:2]
         # A box can reach past the frame edge; one with (almost) nothing inside the frame has no usable crop.
-        visible = [d for d in self.detect(rgb) if min(d.box.clip(w, h).width, d.box.clip(w, h).height) >= 2]
+        visible = [d for d in self.detect(rgb) if min((c := d.box.clip(w, h)).width, c.height) >= 2]
         return [(d, self.embed(rgb, d.box)) for d in visible]
 
 
@@ -243,23 +243,21 @@ class Extractor:
         if not batch:
             return
         cfg = self.config
-        regions: list[list[Box | None]] = []
+        boxes: list[list[tuple[Box, Box | None]]] = []  # per frame, per face: (clipped box, clothing region)
         crops: list[np.ndarray] = []
         for frame, results in batch:
-            rs = []
+            per_frame = []
             for det, _ in results:
-                region = None
-                if self.cloth is not None:
-                    region = cloth_region(det.box.clip(frame.width, frame.height), frame.width, frame.height, cfg.cloth)
-                if region is not None:
-                    crops.append(frame.image[region.top : region.bottom, region.left : region.right])
-                rs.append(region)
-            regions.append(rs)
-        feats = iter(self.cloth(crops)) if self.cloth is not None else iter(())
-        for (frame, results), rs in zip(batch, regions):
-            records = []
-            for (det, descriptor), region in zip(results, rs):
                 bbox = det.box.clip(frame.width, frame.height)
+                region = cloth_region(bbox, frame.width, frame.height, cfg.cloth) if self.cloth is not None else None
+                if region is not None:
+                    crops.append(_cut(frame.image, region))
+                per_frame.append((bbox, region))
+            boxes.append(per_frame)
+        feats = iter(self.cloth(crops)) if self.cloth is not None else iter(())
+        for (frame, results), per_frame in zip(batch, boxes):
+            records = []
+            for (det, descriptor), (bbox, region) in zip(results, per_frame):
                 face_crop = bbox.expand(cfg.output.crop_margin).clip(frame.width, frame.height)
                 body = upper_body_box(bbox).clip(frame.width, frame.height)
                 records.append(

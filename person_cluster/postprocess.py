@@ -88,4 +88,4 @@ def postprocess(labels: np.ndarray, face: np.ndarray, cloth: np.ndarray, has_clo
         labels = merge_close_clusters(
             labels, face, cloth, has_cloth, config.merge_face_threshold, config.merge_cloth_threshold, config.max_merge_passes
         )
-    return compact(drop_small_clusters(compact(labels), config.min_csize))
+    return compact(drop_small_clusters(labels, config.min_csize))

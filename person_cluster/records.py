@@ -6,7 +6,7 @@ which the feature cache stores. Clustering works on :class:`FaceTable`, the colu
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -120,7 +120,6 @@ class FaceTable:
     face: np.ndarray  # (n, 128) float32, raw descriptors
     cloth: np.ndarray  # (n, d) float32; rows without a clothing feature are zero
     has_cloth: np.ndarray  # (n,) bool
-    frame_sizes: dict[tuple[str, int | None], tuple[int, int]] = field(default_factory=dict)
 
     def __len__(self) -> int:
         return int(self.ids.shape[0])

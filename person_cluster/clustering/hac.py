@@ -17,10 +17,8 @@ class HACClustering:
 
     def fit_predict(self, distances: np.ndarray, n: int) -> np.ndarray:
         """Cluster ``n`` items given their condensed distances; labels are 0..k-1."""
-        if n == 0:
-            return np.zeros(0, dtype=np.int64)
-        if n == 1:
-            return np.zeros(1, dtype=np.int64)
+        if n < 2:
+            return np.zeros(n, dtype=np.int64)
         z = linkage(np.asarray(distances, dtype=np.float64), method=self.linkage)
         # fcluster merges while the linkage height is <= t; "closer than the threshold" means strictly below.
         labels = fcluster(z, t=np.nextafter(self.distance_threshold, 0), criterion="distance")

@@ -69,10 +69,11 @@ def write_outputs(out: Path, cache: FeatureCache, table: FaceTable, labels: np.n
 
             fused = fuse(table.face, table.cloth, table.has_cloth, config.fusion.face_weight, config.fusion.cloth_weight)
             plot_clusters(fused, labels, str(staging / "clusters.png"), f"{len(clusters)} clusters, {len(table)} faces")
+        inputs = cache.inputs()
         manifest = {
             "version": MANIFEST_VERSION,
             "config": config.to_dict(),
-            "inputs": cache.inputs(),
+            "inputs": inputs,
             "faces": faces,
             "clusters": clusters,
             "frames": frames,
@@ -81,7 +82,7 @@ def write_outputs(out: Path, cache: FeatureCache, table: FaceTable, labels: np.n
                 "clusters": len(clusters),
                 "unassigned": int((labels < 0).sum()),
                 "frames": len(frames),
-                "skipped_inputs": sum(1 for i in cache.inputs() if i["status"] == "skipped"),
+                "skipped_inputs": sum(1 for i in inputs if i["status"] == "skipped"),
             },
         }
         _move_into_place(staging, out)
