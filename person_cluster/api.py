@@ -16,11 +16,11 @@ from typing import Any
 import numpy as np
 
 from .cache import CACHE_NAME, CacheError, FeatureCache
-from .clustering import cluster_distances
+from .clustering import DenseDistances, GraphDistances, cluster_distances, fused_distance_source
 from .config import EXTRACTION_SECTIONS, Config, ConfigError
-from .fusion import fused_distances
+from .evaluation.sweep import SWEEP_DIR
 from .outputs import REBUILT, write_outputs
-from .pipeline import ExtractionSummary, Extractor
+from .pipeline import ExtractionError, ExtractionSummary, Extractor
 from .postprocess import postprocess
 from .records import FaceTable
 from .sampling import discover_inputs
@@ -28,19 +28,27 @@ from .sampling import discover_inputs
 log = logging.getLogger(__name__)
 
 # Everything person_cluster writes into OUT; --overwrite removes these and nothing else.
-OWNED = (CACHE_NAME, f"{CACHE_NAME}-journal", "manifest.json", "run.json", "frames", *REBUILT)
+OWNED = (CACHE_NAME, f"{CACHE_NAME}-journal", "manifest.json", "run.json", "frames", SWEEP_DIR, *REBUILT)
 
 
 class RunError(RuntimeError):
     """The run cannot succeed; the message is one line for the user."""
 
 
-def cluster_table(table: FaceTable, config: Config) -> np.ndarray:
-    """Cluster labels (-1 = unassigned) for every face of ``table``."""
-    n = len(table)
-    fc = config.fusion
-    distances = fused_distances(table.face, table.cloth, table.has_cloth, fc.face_weight, fc.cloth_weight)
-    labels = cluster_distances(distances, n, config.clustering)
+def table_distances(table: FaceTable, config: Config) -> DenseDistances | GraphDistances:
+    """Fused distances between the faces of ``table`` (all pairs, or a kNN graph above dense_max_faces)."""
+    fc, cc = config.fusion, config.clustering
+    return fused_distance_source(table.face, table.cloth, table.has_cloth, fc.face_weight, fc.cloth_weight,
+                                 cc.dense_max_faces, cc.knn_neighbors)
+
+
+def cluster_table(table: FaceTable, config: Config,
+                  distances: DenseDistances | GraphDistances | None = None) -> np.ndarray:
+    """Cluster labels (-1 = unassigned) for every face of ``table``; ``distances`` may be reused between calls
+    that share the fusion settings (as a sweep does)."""
+    if distances is None:
+        distances = table_distances(table, config)
+    labels = cluster_distances(distances, config.clustering)
     return postprocess(labels, table.face, table.cloth, table.has_cloth, config.postprocess)
 
 
@@ -80,7 +88,10 @@ def extract(inputs: list[str], out: str | Path, config: Config, overwrite: bool 
         cache.set_meta("config", config.to_dict())
         for k, skip in enumerate(skipped):
             cache.set_input(len(items) + k, skip.source, None, "skipped", skip.reason)
-        summary = extractor.run(list(enumerate(items)))
+        try:
+            summary = extractor.run(list(enumerate(items)))
+        except ExtractionError as exc:
+            raise RunError(str(exc)) from None
         summary.skipped[:0] = [(s.source, s.reason) for s in skipped]
         summary.inputs = len(items) + len(skipped)
     return summary

@@ -1,9 +1,11 @@
-"""Command line: ``person-cluster run|cluster``. Parsing and messages only; the work is in :mod:`person_cluster.api`."""
+"""Command line: ``person-cluster run|cluster|evaluate|sweep``. Parsing and messages only; the work is in :mod:`person_cluster.api`."""
 
 from __future__ import annotations
 
 import argparse
+import json
 import logging
+import sqlite3
 import sys
 import time
 
@@ -32,6 +34,25 @@ def _parser() -> argparse.ArgumentParser:
                         description="Re-cluster from OUT/features.sqlite with new clustering/fusion settings.")
     cl.add_argument("out", metavar="OUT", help="output folder of an earlier run")
 
+    ev = sub.add_parser("evaluate", help="score OUT's clusters against ground-truth identities",
+                        description="NMI, ARI, pairwise and BCubed precision/recall/F, purity, coverage and "
+                                    "detection recall of OUT's clusters.")
+    ev.add_argument("out", metavar="OUT", help="output folder of an earlier run")
+    ev.add_argument("--truth", required=True, metavar="folders|FILE.csv",
+                    help="'folders' (identity = a photo's parent folder) or a CSV source,frame,left,top,right,bottom,identity")
+    ev.add_argument("--json", action="store_true", help="print the metrics as one JSON object")
+
+    sw = sub.add_parser("sweep", help="re-cluster OUT over a grid of settings and score each against ground truth",
+                        description="Grid search over fusion/clustering/post-processing settings, from the cache only; "
+                                    "writes OUT/sweeps/<grid>.csv and .png.")
+    sw.add_argument("out", metavar="OUT", help="output folder of an earlier run")
+    sw.add_argument("--grid", required=True, metavar="GRID.yaml", help="grid file (examples in configs/)")
+    sw.add_argument("--truth", metavar="folders|FILE.csv", help="overrides the grid file's truth")
+
+    for sp in (ev, sw):
+        sp.add_argument("-q", "--quiet", action="store_true", help="warnings only")
+        sp.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+
     for sp in (run, cl):
         sp.add_argument("-c", "--config", help="YAML config file (defaults: configs/default.yaml values)")
         sp.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help=_SET_HELP)
@@ -48,19 +69,28 @@ def main(argv: list[str] | None = None) -> int:
     from . import api
     from .cache import CacheError
     from .config import ConfigError, load_config
+    from .evaluation import TruthError
     from .models import ModelError
 
     started = time.perf_counter()
     try:
+        if args.command == "evaluate":
+            return _evaluate(args)
+        if args.command == "sweep":
+            return _sweep(args)
         if args.command == "run":
             config = load_config(args.config, args.set)
             manifest = api.run(args.inputs, args.out, config, overwrite=args.overwrite, progress=not args.quiet)
         else:
             config = load_config(args.config) if args.config else None
             manifest = api.recluster(args.out, args.set, config)
-    except (ConfigError, ModelError, CacheError, api.RunError) as exc:
+    except (ConfigError, ModelError, CacheError, TruthError, api.RunError) as exc:
         print(f"person-cluster: error: {exc}", file=sys.stderr)
         return 2
+    except (OSError, sqlite3.Error) as exc:  # disk full, read-only OUT, ...: the cache keeps what was committed
+        where = f" ({exc.filename})" if getattr(exc, "filename", None) else ""
+        print(f"person-cluster: error: {getattr(exc, 'strerror', None) or exc}{where}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         print("person-cluster: interrupted; finished frames are kept in the cache, re-run to resume", file=sys.stderr)
         return 130
@@ -72,6 +102,30 @@ def main(argv: list[str] | None = None) -> int:
             f"{s['faces']} faces in {s['frames']} frames -> {s['clusters']} people, {s['unassigned']} unassigned; "
             f"{s['skipped_inputs']} inputs skipped; wrote {args.out} in {time.perf_counter() - started:.1f} s"
         )
+    return 0
+
+
+def _evaluate(args: argparse.Namespace) -> int:
+    from .evaluation import evaluate_out
+
+    scores = evaluate_out(args.out, args.truth)
+    if args.json:
+        print(json.dumps(scores))
+        return 0
+    for key, value in scores.items():
+        print(f"{key:20s} {value:.4f}" if isinstance(value, float) else f"{key:20s} {value}")
+    return 0
+
+
+def _sweep(args: argparse.Namespace) -> int:
+    from .evaluation.sweep import best_rows, sweep_out
+
+    rows, csv_path, png_path = sweep_out(args.out, args.grid, args.truth)
+    axes = [k for k in rows[0] if "." in k]
+    print(f"{len(rows)} settings; wrote {csv_path} and {png_path}")
+    for metric, row in best_rows(rows).items():
+        setting = ", ".join(f"{k}={row[k]}" for k in axes)
+        print(f"best {metric:10s} {row[metric]:.4f}  {setting}")
     return 0
 
 

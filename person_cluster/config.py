@@ -118,14 +118,24 @@ class FusionConfig:
 
 @dataclass
 class ClusteringConfig:
-    algorithm: str = "hac"  # "hac" (default) or "dbscan" (baseline)
+    algorithm: str = "chinese_whispers"  # chinese_whispers | hac | dbscan (the seeds' baseline) | rank_order
     linkage: str = "average"  # HAC linkage: average, complete, single
-    distance_threshold: float = 0.40  # HAC: absolute cut on the fused (L2-normalised) distance
+    # Chinese whispers: pairs closer than this are edges; HAC: absolute cut. Fused, L2-normalised units.
+    distance_threshold: float = 0.36
     eps: float = 0.5  # DBSCAN
     min_samples: int = 5  # DBSCAN
+    rank_neighbors: int = 20  # rank-order: length of each face's neighbour list (Zhu et al.'s K)
+    rank_threshold: float = 14.0  # rank-order: merge when the rank-order distance is below this ...
+    rank_normalized_threshold: float = 1.0  # ... and the normalised (local density) distance below this
+    # Above this many faces, distances come from a k-nearest-neighbour graph (faiss HNSW) instead of all pairs:
+    # memory O(n k) instead of O(n^2).
+    dense_max_faces: int = 20000
+    knn_neighbors: int = 32
 
     def validate(self) -> None:
-        _require(self.algorithm in ("hac", "dbscan"), "clustering.algorithm", "must be 'hac' or 'dbscan'")
+        _require(
+            self.algorithm in ALGORITHMS, "clustering.algorithm", f"must be one of {', '.join(ALGORITHMS)}"
+        )
         _require(
             self.linkage in ("average", "complete", "single"),
             "clustering.linkage",
@@ -134,12 +144,20 @@ class ClusteringConfig:
         _require(self.distance_threshold > 0, "clustering.distance_threshold", "must be > 0")
         _require(self.eps > 0, "clustering.eps", "must be > 0")
         _require(self.min_samples >= 1, "clustering.min_samples", "must be >= 1")
+        _require(self.rank_neighbors >= 2, "clustering.rank_neighbors", "must be >= 2")
+        _require(self.rank_threshold > 0, "clustering.rank_threshold", "must be > 0")
+        _require(self.rank_normalized_threshold > 0, "clustering.rank_normalized_threshold", "must be > 0")
+        _require(self.dense_max_faces >= 2, "clustering.dense_max_faces", "must be >= 2")
+        _require(self.knn_neighbors >= 2, "clustering.knn_neighbors", "must be >= 2")
+
+
+ALGORITHMS = ("hac", "dbscan", "chinese_whispers", "rank_order")
 
 
 @dataclass
 class PostprocessConfig:
     # Merge clusters whose normalised centroids are closer than these (null disables that test).
-    merge_face_threshold: float | None = 0.30
+    merge_face_threshold: float | None = 0.15
     merge_cloth_threshold: float | None = None
     max_merge_passes: int = 5
     min_csize: int = 2  # smaller clusters become "unassigned" (cluster -1); their faces stay in the manifest

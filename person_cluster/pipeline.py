@@ -18,6 +18,7 @@ import queue
 import threading
 from collections import deque
 from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -153,6 +154,10 @@ def upper_body_box(face: Box) -> Box:
                round(cx + 1.5 * face.width), round(face.bottom + 2.5 * face.height))
 
 
+class ExtractionError(RuntimeError):
+    """Extraction cannot go on; the message is one line for the user. Committed frames stay in the cache."""
+
+
 class Extractor:
     """Fills a :class:`FeatureCache` from inputs. Use :func:`person_cluster.api.extract` for the simple call."""
 
@@ -231,6 +236,10 @@ class Extractor:
                         self.cache.set_input(ev.position, ev.item.source, ev.item.kind, "skipped", ev.error)
                     else:
                         self.cache.set_input(ev.position, ev.item.source, ev.item.kind, "done")
+        except BrokenProcessPool:
+            raise ExtractionError(
+                "a worker process died (killed, or out of memory); finished frames are kept, re-run to resume"
+            ) from None
         finally:
             stop.set()
             if executor is not None:

@@ -2,7 +2,16 @@ import numpy as np
 import pytest
 from scipy.spatial.distance import pdist, squareform
 
-from person_cluster.clustering import DBSCANClustering, HACClustering
+from person_cluster.clustering import (
+    ChineseWhispersClustering,
+    DBSCANClustering,
+    DenseDistances,
+    HACClustering,
+    RankOrderClustering,
+    fused_distance_source,
+)
+from person_cluster.clustering.distances import condensed_index, condensed_pairs
+from person_cluster.evaluation import clustering_scores
 from person_cluster.config import PostprocessConfig
 from person_cluster.fusion import fuse, fused_distances, l2_normalize
 from person_cluster.postprocess import compact, drop_small_clusters, merge_close_clusters, postprocess
@@ -38,20 +47,20 @@ def test_missing_clothing_uses_the_face_distance_alone():
 
 def test_hac_recovers_blobs_and_cuts_strictly_below_threshold():
     x, truth = _blobs(10, 4, 0.02)
-    labels = HACClustering(0.4).fit_predict(pdist(l2_normalize(x)), len(x))
+    labels = HACClustering(0.4).fit_predict(DenseDistances(pdist(l2_normalize(x)), len(x)))
     assert len(set(labels)) == 4
     assert all(len(set(labels[truth == k])) == 1 for k in range(4))
     two = np.array([1.0])  # two items exactly 1.0 apart
-    assert len(set(HACClustering(1.0).fit_predict(two, 2))) == 2
-    assert len(set(HACClustering(1.0001).fit_predict(two, 2))) == 1
-    assert list(HACClustering(0.4).fit_predict(np.zeros(0), 1)) == [0]
+    assert len(set(HACClustering(1.0).fit_predict(DenseDistances(two, 2)))) == 2
+    assert len(set(HACClustering(1.0001).fit_predict(DenseDistances(two, 2)))) == 1
+    assert list(HACClustering(0.4).fit_predict(DenseDistances(np.zeros(0), 1))) == [0]
 
 
 def test_dbscan_baseline_marks_noise():
     x, _ = _blobs(8, 2, 0.02)
     outlier = l2_normalize(np.random.default_rng(9).normal(size=(1, 128)))
     x = np.concatenate([x, outlier])
-    labels = DBSCANClustering(eps=0.5, min_samples=3).fit_predict(pdist(l2_normalize(x)), len(x))
+    labels = DBSCANClustering(eps=0.5, min_samples=3).fit_predict(DenseDistances(pdist(l2_normalize(x)), len(x)))
     assert labels[-1] == -1 and len(set(labels[:-1])) == 2
 
 
@@ -76,3 +85,49 @@ def test_small_clusters_become_unassigned_but_stay():
     assert list(compact(np.array([3, 1, 1, -1, 3, 3]))) == [0, 1, 1, -1, 0, 0]  # largest first
     cfg = PostprocessConfig(merge_face_threshold=None, min_csize=2)
     assert list(postprocess(np.array([9, 9, 4]), np.eye(3, 128), np.zeros((3, 0)), np.zeros(3, bool), cfg)) == [0, 0, -1]
+
+
+def test_condensed_index_round_trip_and_neighbours():
+    n = 37
+    k = np.arange(n * (n - 1) // 2)
+    i, j = condensed_pairs(k, n)
+    assert (i < j).all() and (condensed_index(i, j, n) == k).all()
+    x = np.random.default_rng(3).normal(size=(n, 5))
+    d = DenseDistances(pdist(x), n)
+    idx, dist = d.neighbours(4)
+    full = squareform(pdist(x)) + np.diag(np.full(n, np.inf))
+    assert (idx == np.argsort(full, axis=1)[:, :4]).all()
+    assert np.allclose(dist, np.sort(full, axis=1)[:, :4])
+
+
+def _people(n_id=60, per=12, seed=0):
+    """Faces and clothing around identity centres, some faces without clothing: a small 'video'."""
+    rng = np.random.default_rng(seed)
+    cf, cc = rng.normal(size=(n_id, 128)), rng.normal(size=(n_id, 96))
+    truth = np.repeat(np.arange(n_id), per)
+    face = cf[truth] + 0.5 * rng.normal(size=(len(truth), 128))
+    cloth = cc[truth] + 0.5 * rng.normal(size=(len(truth), 96))
+    return face, cloth, rng.random(len(truth)) > 0.15, truth
+
+
+@pytest.mark.parametrize(
+    "clusterer",
+    [HACClustering(0.8), DBSCANClustering(0.8, 3), ChineseWhispersClustering(0.8), RankOrderClustering(20, 14.0, 1.0)],
+    ids=["hac", "dbscan", "chinese_whispers", "rank_order"],
+)
+def test_every_algorithm_finds_people_and_gives_the_same_result_on_the_knn_graph(clusterer):
+    face, cloth, has, truth = _people()
+    dense = fused_distance_source(face, cloth, has, 1.0, 0.5, dense_max=10_000)
+    graph = fused_distance_source(face, cloth, has, 1.0, 0.5, dense_max=100, knn_neighbors=32)
+    a, b = clusterer.fit_predict(dense), clusterer.fit_predict(graph)
+    assert clustering_scores(truth.astype(str), a)["bcubed_f"] > 0.95
+    assert clustering_scores(a.astype(str), b)["ari"] == pytest.approx(1.0)  # the same partition
+
+
+def test_graph_hac_is_exact_per_component():
+    # Two tight groups far apart, plus a pair at exactly the threshold: components are cut separately.
+    face, cloth, has, truth = _people(n_id=30, per=8, seed=4)
+    g = fused_distance_source(face, cloth, has, 1.0, 0.0, dense_max=50, knn_neighbors=16)
+    d = fused_distance_source(face, cloth, has, 1.0, 0.0, dense_max=10_000)
+    for t in (0.6, 0.9, 1.2):
+        assert clustering_scores(HACClustering(t).fit_predict(d).astype(str), HACClustering(t).fit_predict(g))["ari"] == 1.0

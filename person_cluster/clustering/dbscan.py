@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import numpy as np
-from scipy.spatial.distance import squareform
+from scipy.sparse import csr_matrix
 from sklearn.cluster import DBSCAN
+
+from .distances import DenseDistances, GraphDistances
 
 
 class DBSCANClustering:
@@ -14,10 +16,18 @@ class DBSCANClustering:
         self.eps = eps
         self.min_samples = min_samples
 
-    def fit_predict(self, distances: np.ndarray, n: int) -> np.ndarray:
+    def fit_predict(self, distances: DenseDistances | GraphDistances) -> np.ndarray:
         """Labels 0..k-1, -1 for noise."""
+        n = distances.n
         if n == 0:
             return np.zeros(0, dtype=np.int64)
-        square = squareform(np.asarray(distances, dtype=np.float64), checks=False) if n > 1 else np.zeros((1, 1))
+        # A sparse radius graph: scikit-learn treats the stored entries as the neighbours (the point itself
+        # counts, as in DBSCAN's definition, through the explicit zero diagonal).
+        i, j, d = distances.pairs_below(self.eps, inclusive=True)
+        diag = np.arange(n)
+        graph = csr_matrix(
+            (np.concatenate([d, d, np.zeros(n)]), (np.concatenate([i, j, diag]), np.concatenate([j, i, diag]))),
+            shape=(n, n),
+        )
         model = DBSCAN(eps=self.eps, min_samples=self.min_samples, metric="precomputed")
-        return model.fit_predict(square).astype(np.int64)
+        return model.fit_predict(graph).astype(np.int64)

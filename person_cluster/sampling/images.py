@@ -18,8 +18,10 @@ def read_image(path: str, max_pixels: int = MAX_IMAGE_PIXELS) -> np.ndarray:
         # Reading the header first costs nothing and tells the size before any pixel is decoded.
         with Image.open(path) as im:
             width, height = im.size
-    except (UnidentifiedImageError, Image.DecompressionBombError):
+    except UnidentifiedImageError:
         raise InputError("not a readable image") from None
+    except Image.DecompressionBombError:  # PIL's own guard fires above ~179 MP, before ours
+        raise InputError(f"image has more than the {max_pixels:,} pixels this tool decodes") from None
     except OSError as exc:
         raise InputError(exc.strerror or "cannot open file") from None
     if width * height > max_pixels:

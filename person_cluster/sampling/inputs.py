@@ -43,6 +43,10 @@ def discover_inputs(paths: list[str], config: SamplingConfig) -> tuple[list[Inpu
         kind = classify(Path(source), config)
         if kind is None:
             skipped.append(SkippedInput(source, f"unsupported file type '{Path(source).suffix or '(none)'}'"))
+        elif not os.access(source, os.R_OK):
+            skipped.append(SkippedInput(source, "permission denied"))
+        elif os.path.getsize(source) == 0:
+            skipped.append(SkippedInput(source, "file is empty"))
         else:
             items.append(InputItem(source=source, kind=kind))
 

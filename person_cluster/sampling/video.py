@@ -12,7 +12,13 @@ import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-import cv2
+# FFmpeg's own log lines ("moov atom not found", ...) would interleave with our one-line messages; we report
+# every unreadable video ourselves. Read by OpenCV when its FFmpeg backend starts, so set before first use.
+os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")  # AV_LOG_QUIET
+
+import cv2  # noqa: E402
+
+cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_ERROR)  # its "can't capture by name" warnings, likewise
 
 from ..config import SamplingConfig
 from ..records import Frame
@@ -45,8 +51,33 @@ def _open(path: str) -> cv2.VideoCapture:
     cap = cv2.VideoCapture(path, cv2.CAP_FFMPEG)
     if not cap.isOpened():
         cap.release()
+        if _mp4_index_missing(path):
+            raise VideoError("video was cut short before its index (moov atom) was written; no frame can be located")
         raise VideoError("not a readable video (unknown format or corrupt)")
     return cap
+
+
+def _mp4_index_missing(path: str) -> bool:
+    """True for an MP4/MOV whose top-level atoms hold media data (mdat) but no index (moov): a recording that was
+    interrupted, or a file cut short whose index was at the end. Walks atom headers only (a few reads)."""
+    seen = set()
+    try:
+        size = os.path.getsize(path)
+        with open(path, "rb") as f:
+            pos = 0
+            while pos + 8 <= size and len(seen) < 64:
+                f.seek(pos)
+                head = f.read(16)
+                length, kind = int.from_bytes(head[:4], "big"), head[4:8]
+                if length == 1 and len(head) == 16:
+                    length = int.from_bytes(head[8:16], "big")
+                if length < 8 or not kind.isalnum():
+                    break
+                seen.add(kind)
+                pos += length
+    except OSError:
+        return False
+    return b"ftyp" in seen and b"mdat" in seen and b"moov" not in seen
 
 
 def probe_video(path: str) -> VideoInfo:

@@ -1,0 +1,131 @@
+"""What the clustering algorithms read: fused distances between faces, for all pairs or on a neighbour graph.
+
+Up to ``dense_max_faces`` faces every pair is computed (scipy's condensed ``pdist`` layout, O(n^2) memory). Above
+that, :class:`GraphDistances` keeps only each face's k nearest neighbours (found with faiss, see :mod:`.knn`) with
+their exact fused distances: O(n k) memory. Both offer the same three questions, which is all the algorithms ask:
+which pairs are closer than t, the k nearest neighbours of every face, and all distances within a small subset.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+from scipy.sparse import csr_matrix
+from scipy.spatial.distance import squareform
+
+from ..fusion import fuse, fused_distances, fused_pair_distances, l2_normalize
+
+
+def condensed_index(i: np.ndarray, j: np.ndarray, n: int) -> np.ndarray:
+    """Position of pair (i, j), i < j, in a condensed distance vector of ``n`` items."""
+    i = np.asarray(i, np.int64)
+    j = np.asarray(j, np.int64)
+    return n * i - i * (i + 1) // 2 + (j - i - 1)
+
+
+def condensed_pairs(k: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """Inverse of :func:`condensed_index`: the pair (i, j) at each condensed position ``k``."""
+    k = np.asarray(k, np.int64)
+    i = (n - 2 - np.floor(np.sqrt(-8.0 * k + 4.0 * n * (n - 1) - 7) / 2 - 0.5)).astype(np.int64)
+    j = k + i + 1 - n * (n - 1) // 2 + (n - i) * (n - i - 1) // 2
+    return i, j
+
+
+class DenseDistances:
+    """All pairwise distances of ``n`` items, condensed."""
+
+    def __init__(self, condensed: np.ndarray, n: int) -> None:
+        self.condensed = np.asarray(condensed, np.float64)
+        self.n = n
+        if len(self.condensed) != n * (n - 1) // 2:
+            raise ValueError(f"condensed distances of {n} items must have {n * (n - 1) // 2} entries")
+
+    @classmethod
+    def from_square(cls, square: np.ndarray) -> DenseDistances:
+        return cls(squareform(np.asarray(square, np.float64), checks=False), len(square))
+
+    def pairs_below(self, threshold: float, inclusive: bool = False) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Pairs (i < j) closer than ``threshold`` (or at it, if ``inclusive``) and their distances."""
+        k = np.flatnonzero(self.condensed <= threshold if inclusive else self.condensed < threshold)
+        i, j = condensed_pairs(k, self.n)
+        return i, j, self.condensed[k]
+
+    def among(self, idx: np.ndarray) -> np.ndarray:
+        """Condensed distances between the items ``idx`` (sorted ascending)."""
+        idx = np.asarray(idx, np.int64)
+        a, b = np.triu_indices(len(idx), 1)
+        return self.condensed[condensed_index(idx[a], idx[b], self.n)]
+
+    def neighbours(self, k: int) -> tuple[np.ndarray, np.ndarray]:
+        """Each item's ``k`` nearest other items, nearest first: indices and distances (n, k); -1/inf pads."""
+        n, k_eff = self.n, min(k, self.n - 1)
+        idx = np.full((n, k), -1, np.int64)
+        dist = np.full((n, k), np.inf)
+        if k_eff < 1:
+            return idx, dist
+        cols = np.arange(n)
+        for start in range(0, n, 1024):  # row blocks keep memory at O(1024 n)
+            rows = np.arange(start, min(n, start + 1024))
+            a, b = np.minimum(rows[:, None], cols[None, :]), np.maximum(rows[:, None], cols[None, :])
+            same = a == b
+            block = self.condensed[np.where(same, 0, condensed_index(a, b, n))]
+            block[same] = np.inf
+            part = np.argpartition(block, k_eff - 1, axis=1)[:, :k_eff]
+            d = np.take_along_axis(block, part, axis=1)
+            order = np.lexsort((part, d), axis=1)  # by distance, ties by index: deterministic
+            idx[rows, :k_eff] = np.take_along_axis(part, order, axis=1)
+            dist[rows, :k_eff] = np.take_along_axis(d, order, axis=1)
+        return idx, dist
+
+
+class GraphDistances:
+    """Exact fused distances on the edges of a symmetric k-nearest-neighbour graph; others are unknown (far)."""
+
+    def __init__(self, graph: csr_matrix, pair_distances: Callable[[np.ndarray, np.ndarray], np.ndarray],
+                 vectors: np.ndarray) -> None:
+        self.graph = graph.tocsr()
+        self.vectors = vectors  # the fused vectors the graph was built from
+        self.graph.sort_indices()
+        self.n = graph.shape[0]
+        self._pair_distances = pair_distances  # (i, j) -> exact distances, for subsets
+
+    def pairs_below(self, threshold: float, inclusive: bool = False) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        coo = self.graph.tocoo()
+        keep = (coo.row < coo.col) & (coo.data <= threshold if inclusive else coo.data < threshold)
+        return coo.row[keep].astype(np.int64), coo.col[keep].astype(np.int64), coo.data[keep].astype(np.float64)
+
+    def among(self, idx: np.ndarray) -> np.ndarray:
+        idx = np.asarray(idx, np.int64)
+        a, b = np.triu_indices(len(idx), 1)
+        return self._pair_distances(idx[a], idx[b])
+
+    def neighbours(self, k: int) -> tuple[np.ndarray, np.ndarray]:
+        idx = np.full((self.n, k), -1, np.int64)
+        dist = np.full((self.n, k), np.inf)
+        g = self.graph
+        for r in range(self.n):
+            cols, d = g.indices[g.indptr[r]:g.indptr[r + 1]], g.data[g.indptr[r]:g.indptr[r + 1]]
+            order = np.lexsort((cols, d))[:k]
+            idx[r, :len(order)] = cols[order]
+            dist[r, :len(order)] = d[order]
+        return idx, dist
+
+
+def fused_distance_source(
+    face: np.ndarray, cloth: np.ndarray, has_cloth: np.ndarray, face_weight: float, cloth_weight: float,
+    dense_max: int = 20000, knn_neighbors: int = 32,
+) -> DenseDistances | GraphDistances:
+    """Distances between faces by the fusion rule: all pairs up to ``dense_max`` faces, else a kNN graph."""
+    n = len(face)
+    if n <= dense_max:
+        return DenseDistances(fused_distances(face, cloth, has_cloth, face_weight, cloth_weight), n)
+    from .knn import knn_graph
+
+    face_n, cloth_n = l2_normalize(face), l2_normalize(cloth)
+
+    def pair_distances(i: np.ndarray, j: np.ndarray) -> np.ndarray:
+        return fused_pair_distances(face_n, cloth_n, has_cloth, face_weight, cloth_weight, i, j)
+
+    vectors = fuse(face, cloth, has_cloth, face_weight, cloth_weight)
+    return GraphDistances(knn_graph(vectors, knn_neighbors, pair_distances), pair_distances, vectors)

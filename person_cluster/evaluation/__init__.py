@@ -1,0 +1,43 @@
+"""Evaluation: score a run's clusters against ground truth (``person-cluster evaluate``), and sweep settings
+over the cached features (``person-cluster sweep``)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..records import FrameInfo
+from .metrics import METRIC_KEYS, clustering_scores
+from .truth import CsvTruth, FolderTruth, TruthError, TruthMatch, load_truth
+
+
+def score(match: TruthMatch, labels: np.ndarray) -> dict[str, Any]:
+    """Every metric for the scored faces of ``match`` under ``labels`` (one per detection of the run)."""
+    out = clustering_scores(match.identities, np.asarray(labels)[match.faces])
+    out["detection_recall"] = match.detection_recall
+    out["n_truth_faces"] = match.n_truth
+    out["n_truth_left_out"] = match.n_left_out
+    return {k: out[k] for k in (*METRIC_KEYS, "n_truth_faces", "n_truth_left_out")}
+
+
+def evaluate_out(out: str | Path, truth: str) -> dict[str, Any]:
+    """Score the clusters in OUT/manifest.json against ``truth`` (``folders`` or a CSV file)."""
+    path = Path(out) / "manifest.json"
+    try:
+        manifest = json.loads(path.read_text(encoding="utf-8"))
+        faces, frames = manifest["faces"], manifest["frames"]
+    except FileNotFoundError:
+        raise TruthError(f"{path}: no manifest; run `person-cluster run ... -o {out}` first") from None
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise TruthError(f"{path}: unreadable manifest ({exc})") from None
+    sampled = [FrameInfo(f["source"], f["frame"], f["time_s"], f["width"], f["height"]) for f in frames]
+    bboxes = np.array([f["bbox"] for f in faces], np.int64).reshape(-1, 4)
+    match = load_truth(truth).match([f["source"] for f in faces], [f["frame"] for f in faces], bboxes, sampled)
+    return score(match, np.array([f["cluster"] for f in faces], np.int64))
+
+
+__all__ = ["METRIC_KEYS", "CsvTruth", "FolderTruth", "TruthError", "TruthMatch", "clustering_scores",
+           "evaluate_out", "load_truth", "score"]
