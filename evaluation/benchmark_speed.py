@@ -60,8 +60,8 @@ class Seed000:
 
     def __init__(self, upsample: int) -> None:
         self.detector = dlib.get_frontal_face_detector()
-        self.shape = dlib.shape_predictor(dlib_model_path("shape_predictor_5_face_landmarks.dat"))
-        self.net = dlib.face_recognition_model_v1(dlib_model_path("dlib_face_recognition_resnet_model_v1.dat"))
+        self.shape = dlib.shape_predictor(dlib_model_path("landmarks5"))
+        self.net = dlib.face_recognition_model_v1(dlib_model_path("descriptor"))
         self.upsample = upsample
 
     def __call__(self, video: Path, config: Config) -> tuple[float, int, int]:

@@ -45,19 +45,35 @@ def merge_close_clusters(
         k = int(labels.max()) + 1 if labels.size and labels.max() >= 0 else 0
         if k < 2:
             break
-        adjacent = np.zeros((k, k), bool)
+        pairs = []
         if face_threshold is not None:
             cf, _ = _centroids(f, labels, k)
-            adjacent |= cdist(cf, cf) < face_threshold
+            pairs.append(_close_pairs(cf, face_threshold))
         if cloth_threshold is not None and c.shape[1]:
             cc, present = _centroids(c, labels, k, has_cloth)
-            close = cdist(cc, cc) < cloth_threshold
-            adjacent |= close & np.outer(present, present)
-        n_comp, comp = connected_components(csr_matrix(adjacent), directed=False)
+            i, j = _close_pairs(cc, cloth_threshold)
+            keep = present[i] & present[j]
+            pairs.append((i[keep], j[keep]))
+        i = np.concatenate([p[0] for p in pairs]) if pairs else np.zeros(0, np.int64)
+        j = np.concatenate([p[1] for p in pairs]) if pairs else np.zeros(0, np.int64)
+        adjacent = csr_matrix((np.ones(len(i), bool), (i, j)), shape=(k, k))
+        n_comp, comp = connected_components(adjacent, directed=False)
         if n_comp == k:
             break
         labels = np.where(labels >= 0, comp[np.maximum(labels, 0)], UNASSIGNED)
     return compact(labels)
+
+
+def _close_pairs(x: np.ndarray, threshold: float, block: int = 2048) -> tuple[np.ndarray, np.ndarray]:
+    """Index pairs of rows of ``x`` closer than ``threshold``, in row blocks: memory O(block * len(x)), so that
+    tens of thousands of clusters (a million faces) never need a k x k matrix."""
+    rows, cols = [], []
+    for start in range(0, len(x), block):
+        close = cdist(x[start:start + block], x) < threshold
+        i, j = np.nonzero(close)
+        rows.append(i + start)
+        cols.append(j)
+    return (np.concatenate(rows), np.concatenate(cols)) if rows else (np.zeros(0, np.int64), np.zeros(0, np.int64))
 
 
 def drop_small_clusters(labels: np.ndarray, min_csize: int) -> np.ndarray:
