@@ -22,8 +22,7 @@ def make_clusterer(config: ClusteringConfig) -> Clusterer:
         return ChineseWhispersClustering(distance_threshold=config.distance_threshold)
     if config.algorithm == "rank_order":
         return RankOrderClustering(config.rank_neighbors, config.rank_threshold, config.rank_normalized_threshold)
-    return HACClustering(distance_threshold=config.distance_threshold, linkage=config.linkage,
-                         max_component=config.dense_max_faces)
+    return HACClustering(distance_threshold=config.distance_threshold, linkage=config.linkage)
 
 
 def cluster_distances(distances: DenseDistances | GraphDistances, config: ClusteringConfig) -> np.ndarray:
