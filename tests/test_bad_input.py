@@ -235,7 +235,9 @@ def test_sigkill_then_rerun_gives_the_same_manifest_as_one_clean_run(photo_folde
 @pytest.mark.slow
 def test_ctrl_c_stops_within_seconds_and_the_rerun_resumes(photo_folder, tmp_path):
     out = tmp_path / "out"
-    args = ["run", str(photo_folder), "-o", str(out), "-q", "--set", "runtime.workers=2"]
+    # queue_frames=1: frames are committed two at a time, so most of the run is still ahead when we interrupt.
+    args = ["run", str(photo_folder), "-o", str(out), "-q", "--set", "runtime.queue_frames=1",
+            "--set", "runtime.workers=2"]
     proc = _start_and_stop(args, out, signal.SIGINT, after_frames=4)
     stopped = time.monotonic()
     _, err = proc.communicate(timeout=30)
