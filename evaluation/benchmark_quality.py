@@ -133,8 +133,8 @@ def main() -> None:
     commit = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"], capture_output=True,
                             text=True).stdout.strip()
     head = ["dataset", "method", *COLUMNS, "seconds"]
-    lines = [f"Measured {date.today().isoformat()} at commit {commit} on {platform.machine()}, "
-             f"`python evaluation/benchmark_quality.py` (clustering seconds exclude extraction).", "",
+    lines = [(f"Measured {date.today().isoformat()} at commit {commit} on {platform.machine()}, "
+              f"`python evaluation/benchmark_quality.py` (clustering seconds exclude extraction)."), "",
              "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     lines += ["| " + " | ".join(r) + " |" for r in rows]
     text = "\n".join(lines) + "\n"

@@ -49,13 +49,10 @@ def _parser() -> argparse.ArgumentParser:
     sw.add_argument("--grid", required=True, metavar="GRID.yaml", help="grid file (examples in configs/)")
     sw.add_argument("--truth", metavar="folders|FILE.csv", help="overrides the grid file's truth")
 
-    for sp in (ev, sw):
-        sp.add_argument("-q", "--quiet", action="store_true", help="warnings only")
-        sp.add_argument("-v", "--verbose", action="store_true", help="debug logging")
-
     for sp in (run, cl):
         sp.add_argument("-c", "--config", help="YAML config file (defaults: configs/default.yaml values)")
         sp.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help=_SET_HELP)
+    for sp in (run, cl, ev, sw):
         sp.add_argument("-q", "--quiet", action="store_true", help="no progress bars, warnings only")
         sp.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     return p

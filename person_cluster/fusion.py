@@ -34,10 +34,17 @@ def fused_distances(
     if cloth_weight == 0 or cloth.shape[1] == 0 or len(face) < 2:
         return face_weight * d_face
     d_cloth = pdist(l2_normalize(cloth))
+    both = True
     if not has_cloth.all():
         missing = ~has_cloth
-        either = squareform(np.logical_or.outer(missing, missing).astype(np.uint8), checks=False).astype(bool)
-        d_cloth[either] = d_face[either]
+        both = ~squareform(np.logical_or.outer(missing, missing).astype(np.uint8), checks=False).astype(bool)
+    return _combine(d_face, d_cloth, both, face_weight, cloth_weight)
+
+
+def _combine(d_face: np.ndarray, d_cloth: np.ndarray, both: np.ndarray | bool, face_weight: float,
+             cloth_weight: float) -> np.ndarray:
+    """The fusion rule for distances: the face distance stands in where either face lacks clothing."""
+    d_cloth = np.where(both, d_cloth, d_face)
     return np.sqrt((face_weight * d_face) ** 2 + (cloth_weight * d_cloth) ** 2)
 
 
@@ -55,7 +62,5 @@ def fused_pair_distances(
             out[s:s + len(a)] = face_weight * d_face
             continue
         d_cloth = np.linalg.norm(cloth_n[a] - cloth_n[b], axis=1).astype(np.float64)
-        both = has_cloth[a] & has_cloth[b]
-        d_cloth = np.where(both, d_cloth, d_face)
-        out[s:s + len(a)] = np.sqrt((face_weight * d_face) ** 2 + (cloth_weight * d_cloth) ** 2)
+        out[s:s + len(a)] = _combine(d_face, d_cloth, has_cloth[a] & has_cloth[b], face_weight, cloth_weight)
     return out

@@ -75,7 +75,7 @@ def bad_run(tmp_path_factory):
 
 
 def test_every_bad_input_is_skipped_with_its_reason(bad_run):
-    src, out, r = bad_run
+    _, out, r = bad_run
     assert r.returncode == 0, r.stderr
     assert "Traceback" not in r.stderr
     m = json.loads((out / "manifest.json").read_text())

@@ -11,8 +11,8 @@ from person_cluster.clustering import (
     fused_distance_source,
 )
 from person_cluster.clustering.distances import condensed_index, condensed_pairs
-from person_cluster.evaluation import clustering_scores
 from person_cluster.config import PostprocessConfig
+from person_cluster.evaluation import clustering_scores
 from person_cluster.fusion import fuse, fused_distances, l2_normalize
 from person_cluster.postprocess import compact, drop_small_clusters, merge_close_clusters, postprocess
 
@@ -126,7 +126,7 @@ def test_every_algorithm_finds_people_and_gives_the_same_result_on_the_knn_graph
 
 def test_graph_hac_is_exact_per_component():
     # Two tight groups far apart, plus a pair at exactly the threshold: components are cut separately.
-    face, cloth, has, truth = _people(n_id=30, per=8, seed=4)
+    face, cloth, has, _ = _people(n_id=30, per=8, seed=4)
     g = fused_distance_source(face, cloth, has, 1.0, 0.0, dense_max=50, knn_neighbors=16)
     d = fused_distance_source(face, cloth, has, 1.0, 0.0, dense_max=10_000)
     for t in (0.6, 0.9, 1.2):

@@ -4,8 +4,8 @@ faiss (Meta's similarity-search library; a CPU wheel on PyPI) with an inverted-f
 cells over the fused vectors, each face searched in its ``NPROBE`` nearest cells. Faces of one person sit close
 together, so their neighbours share cells and recall of the pairs that matter (those under the clustering
 threshold) is high, while a search costs O(n * nprobe * n / nlist) instead of O(n^2). Measured here on 100k
-256-d vectors and 2 cores: IVF builds + searches in ~15 s; faiss HNSW took ~70 s, pynndescent needs a ~20 s numba
-warm-up, hnswlib has no wheel. IVF is also deterministic (seeded k-means, order-free assignment); HNSW's parallel
+256-d vectors, 2 cores shared with another job: IVF built + searched in 18 s, faiss HNSW in 78 s (one-thread
+build) or 69 s (two); hnswlib has no wheel here and pynndescent a numba JIT warm-up. IVF is also deterministic (seeded k-means, order-free assignment); HNSW's parallel
 build is not. Distances of the found pairs are then recomputed exactly by the fusion rule.
 """
 

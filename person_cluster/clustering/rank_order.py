@@ -74,16 +74,16 @@ class RankOrderClustering:
         lists = np.full((m, k + 1), -1, np.int64)
         lists[:, 0] = np.arange(m)
         lists[a, rank] = b
-        keys = a * m + b  # sorted: a ascending, and (a, b) unique
-        key_order = np.argsort(keys, kind="stable")
-        sorted_keys, sorted_rank = keys[key_order], rank[key_order]
+        # Rank lookup by key x * m + y; (a, b) are grouped by a but ordered by distance within, so sort the keys.
+        keys = a * m + b
+        key_order = np.argsort(keys)
+        sorted_keys, sorted_rank = keys[key_order], rank[key_order]  # never empty: some pair is "between"
 
         def o(x: np.ndarray, y: np.ndarray) -> np.ndarray:
             """Rank of y in x's list; K when absent; 0 for y == x."""
             q = x * m + y
-            pos = np.minimum(np.searchsorted(sorted_keys, q), max(len(sorted_keys) - 1, 0))
-            found = sorted_keys[pos] == q if len(sorted_keys) else np.zeros(len(q), bool)
-            r = np.where(found, sorted_rank[pos] if len(sorted_keys) else 0, k)
+            pos = np.minimum(np.searchsorted(sorted_keys, q), len(sorted_keys) - 1)
+            r = np.where(sorted_keys[pos] == q, sorted_rank[pos], k)
             return np.where(x == y, 0, r)
 
         def asym(x: np.ndarray, y: np.ndarray, r_xy: np.ndarray) -> np.ndarray:

@@ -88,14 +88,15 @@ def run_sweep(out: str | Path, grid: Grid) -> list[dict[str, Any]]:
         base = Config.from_dict(cache.get_meta("config")).with_overrides(grid.fixed)
         table = cache.load_table()
         sampled = cache.frames()
-    configs = [base.with_overrides(s) for s in grid.settings()]  # validates every setting before any work
+    settings = grid.settings()
+    configs = [base.with_overrides(s) for s in settings]  # validates every setting before any work
     match = load_truth(grid.truth).match(table.sources, table.frames, table.bboxes, sampled)
     if len(match.faces) == 0:
         raise TruthError(f"{grid.truth}: no detected face of this run matches the truth")
     from . import score
 
     rows, distances, fusion_key = [], None, None
-    for setting, config in zip(grid.settings(), configs):
+    for setting, config in zip(settings, configs):
         started = time.perf_counter()
         key = (config.fusion, config.clustering.dense_max_faces, config.clustering.knn_neighbors)
         if key != fusion_key:  # distances depend on fusion only: reuse them across clustering settings

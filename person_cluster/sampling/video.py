@@ -16,7 +16,7 @@ from dataclasses import dataclass
 # every unreadable video ourselves. Read by OpenCV when its FFmpeg backend starts, so set before first use.
 os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")  # AV_LOG_QUIET
 
-import cv2  # noqa: E402
+import cv2
 
 cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_ERROR)  # its "can't capture by name" warnings, likewise
 
