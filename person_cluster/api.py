@@ -79,8 +79,7 @@ def extract(inputs: list[str], out: str | Path, config: Config, overwrite: bool 
     frames_dir = out / "frames" if config.output.save_frames else None
     if frames_dir is not None:
         frames_dir.mkdir(exist_ok=True)
-    with FeatureCache(out / CACHE_NAME) as cache:
-        extractor = Extractor(config, cache, frames_dir, progress=progress)
+    with FeatureCache(out / CACHE_NAME) as cache, Extractor(config, progress=progress) as extractor:
         try:
             cache.bind({**config.extraction_dict(), "inputs": list(inputs)}, extractor.cloth_model)
         except CacheError as exc:
@@ -89,7 +88,7 @@ def extract(inputs: list[str], out: str | Path, config: Config, overwrite: bool 
         for k, skip in enumerate(skipped):
             cache.set_input(len(items) + k, skip.source, None, "skipped", skip.reason)
         try:
-            summary = extractor.run(list(enumerate(items)))
+            summary = extractor.run(list(enumerate(items)), cache, frames_dir)
         except ExtractionError as exc:
             raise RunError(str(exc)) from None
         summary.skipped[:0] = [(s.source, s.reason) for s in skipped]

@@ -2,11 +2,12 @@
 
 Threads and processes, and why:
 - a decode thread reads and samples frames (OpenCV releases the GIL while decoding) into a bounded queue;
-- a pool of worker processes runs detection and face descriptors, the expensive part. dlib's descriptor and CNN
-  detector hold the GIL, so threads would not help. Workers are started with ``spawn``: a forked child of a
-  parent that already ran dlib's CNN can hang;
-- the parent process takes results back *in submission order*, cuts the clothing crops, runs the CNN on
-  batches of them, and commits each frame with its faces in one SQLite transaction.
+- a pool of worker processes runs detection, landmarks and dlib's face alignment (the aligned chips), the
+  expensive per-frame part. dlib's CNN detector holds the GIL, so threads would not do. Workers are started with
+  ``spawn`` (a forked child of a parent that already ran dlib's CNN can hang) and never import torch;
+- the parent process takes results back *in submission order*, runs the face descriptor network and the
+  clothing CNN on batches of chips and crops (torch, ``runtime.torch_threads``), and commits each frame with its
+  faces in one SQLite transaction.
 Results are identical whatever the number of workers; memory is bounded by the queue sizes.
 """
 
@@ -14,8 +15,10 @@ from __future__ import annotations
 
 import logging
 import multiprocessing
+import os
 import queue
 import threading
+import time
 from collections import deque
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
@@ -38,21 +41,21 @@ log = logging.getLogger(__name__)
 
 # -- worker side ----------------------------------------------------------------------------------------------
 class FrameAnalyzer:
-    """Detection + face descriptors for one frame; built once per worker process."""
+    """Detection + aligned face chips for one frame; built once per worker process."""
 
     def __init__(self, detection: DetectionConfig, face: FaceConfig) -> None:
         from .detection import make_detector
-        from .embedding.face import FaceEmbedder
+        from .embedding.face import FaceAligner
 
         self.detect = make_detector(detection)
-        self.embed = FaceEmbedder(face)
+        self.align = FaceAligner(face.padding)
 
     def __call__(self, image: np.ndarray) -> list[tuple[Detection, np.ndarray]]:
         rgb = cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
         h, w = image.shape[:2]
         # A box can reach past the frame edge; one with (almost) nothing inside the frame has no usable crop.
         visible = [d for d in self.detect(rgb) if min((c := d.box.clip(w, h)).width, c.height) >= 2]
-        return [(d, self.embed(rgb, d.box)) for d in visible]
+        return [(d, self.align(rgb, d.box)) for d in visible]
 
 
 _worker_analyzer: FrameAnalyzer | None = None
@@ -67,6 +70,12 @@ def _init_worker(detection: DetectionConfig, face: FaceConfig) -> None:
 def _analyse_in_worker(image: np.ndarray) -> list[tuple[Detection, np.ndarray]]:
     assert _worker_analyzer is not None
     return _worker_analyzer(image)
+
+
+def _worker_ready() -> int:
+    """Answered once the worker's initializer (imports, models) has run."""
+    time.sleep(0.05)  # long enough that the pool hands the next ping to another worker
+    return os.getpid()
 
 
 class _InlineExecutor:
@@ -90,6 +99,7 @@ class ExtractionSummary:
     inputs: int = 0
     frames: int = 0
     faces: int = 0
+    seconds: float = 0.0  # wall time of Extractor.run (models and workers were ready before it)
     skipped: list[tuple[str, str]] = field(default_factory=list)
 
 
@@ -159,44 +169,72 @@ class ExtractionError(RuntimeError):
 
 
 class Extractor:
-    """Fills a :class:`FeatureCache` from inputs. Use :func:`person_cluster.api.extract` for the simple call."""
+    """Models and worker processes that fill a :class:`FeatureCache` from inputs; a context manager, reusable for
+    many ``run`` calls. Use :func:`person_cluster.api.extract` for the simple call."""
 
-    def __init__(self, config: Config, cache: FeatureCache, frames_dir: Path | None, progress: bool = True) -> None:
+    def __init__(self, config: Config, progress: bool = True) -> None:
         self.config = config
-        self.cache = cache
-        self.frames_dir = frames_dir
         self.progress = progress
         self.cloth = None
+        self._executor: Any = None
+        from .embedding.face import FaceEncoder
+
+        if config.face.backend == "torch" or config.cloth.enabled:
+            import torch
+
+            torch.set_num_threads(config.runtime.resolved_torch_threads())
+        self.face = FaceEncoder(config.face)
         if config.cloth.enabled:
             from .embedding.clothing import ClothEmbedder
 
-            self.cloth = ClothEmbedder(config.cloth, config.runtime.torch_threads)
+            self.cloth = ClothEmbedder(config.cloth)
 
     @property
     def cloth_model(self) -> str | None:
         return self.cloth.weights_name if self.cloth else None
 
-    def _make_executor(self) -> Any:
-        n = self.config.runtime.resolved_workers()
-        if n == 1:
-            return _InlineExecutor(self.config.detection, self.config.face)
-        return ProcessPoolExecutor(
-            max_workers=n,
-            mp_context=multiprocessing.get_context("spawn"),
-            initializer=_init_worker,
-            initargs=(self.config.detection, self.config.face),
-        )
+    def __enter__(self) -> Extractor:
+        return self
 
-    def run(self, items: list[tuple[int, InputItem]]) -> ExtractionSummary:
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        if self._executor is not None:
+            self._executor.shutdown(wait=True, cancel_futures=True)
+            self._executor = None
+
+    def start_workers(self, wait: bool = False) -> None:
+        """Start the worker processes (``run`` does it when needed); ``wait``: until each has loaded its models."""
+        if self._executor is None:
+            n = self.config.runtime.resolved_workers()
+            if n == 1:
+                self._executor = _InlineExecutor(self.config.detection, self.config.face)
+            else:
+                self._executor = ProcessPoolExecutor(
+                    max_workers=n,
+                    mp_context=multiprocessing.get_context("spawn"),
+                    initializer=_init_worker,
+                    initargs=(self.config.detection, self.config.face),
+                )
+        if wait and isinstance(self._executor, ProcessPoolExecutor):
+            n, seen = self.config.runtime.resolved_workers(), set()
+            while len(seen) < n:
+                seen.update(f.result() for f in [self._executor.submit(_worker_ready) for _ in range(n)])
+
+    def run(self, items: list[tuple[int, InputItem]], cache: FeatureCache,
+            frames_dir: Path | None = None) -> ExtractionSummary:
+        started = time.perf_counter()
         summary = ExtractionSummary(inputs=len(items))
-        finished = self.cache.finished_sources()
+        finished = cache.finished_sources()
         todo = [(p, it) for p, it in items if it.source not in finished]
-        done_frames = {it.source: self.cache.frame_indices(it.source) for _, it in todo}
+        done_frames = {it.source: cache.frame_indices(it.source) for _, it in todo}
         n_workers = self.config.runtime.resolved_workers()
         events: queue.Queue[_Event] = queue.Queue(maxsize=max(2, n_workers * self.config.runtime.queue_frames))
         stop = threading.Event()
         decoder = threading.Thread(target=_decode, args=(todo, self.config, done_frames, events, stop), daemon=True)
-        executor = self._make_executor() if todo else None
+        if todo:
+            self.start_workers()
         pending: deque[tuple[_Event, Future | None]] = deque()
         batch: list[tuple[Frame, list[tuple[Detection, np.ndarray]]]] = []
         max_pending = max(2, n_workers * self.config.runtime.queue_frames)
@@ -211,7 +249,7 @@ class Extractor:
                     if ev.kind == "done":
                         finished_decoding = True
                         break
-                    fut = executor.submit(_analyse_in_worker, ev.frame.image) if ev.kind == "frame" else None
+                    fut = self._executor.submit(_analyse_in_worker, ev.frame.image) if ev.kind == "frame" else None
                     pending.append((ev, fut))
                 if not pending:
                     continue
@@ -219,36 +257,40 @@ class Extractor:
                 if ev.kind == "start":
                     bar.total += ev.planned
                     bar.refresh()
-                    self.cache.set_input(ev.position, ev.item.source, ev.item.kind, "running")
+                    cache.set_input(ev.position, ev.item.source, ev.item.kind, "running")
                 elif ev.kind == "frame":
                     batch.append((ev.frame, fut.result()))
                     if sum(len(r) for _, r in batch) >= self.config.cloth.batch_size or len(batch) >= max_pending:
-                        self._commit(batch, summary)
+                        self._commit(batch, summary, cache, frames_dir)
                         bar.update(len(batch))
                         batch = []
                 elif ev.kind == "end":
-                    self._commit(batch, summary)
+                    self._commit(batch, summary, cache, frames_dir)
                     bar.update(len(batch))
                     batch = []
                     if ev.error:
                         log.warning("skipping %s: %s", ev.item.source, ev.error)
                         summary.skipped.append((ev.item.source, ev.error))
-                        self.cache.set_input(ev.position, ev.item.source, ev.item.kind, "skipped", ev.error)
+                        cache.set_input(ev.position, ev.item.source, ev.item.kind, "skipped", ev.error)
                     else:
-                        self.cache.set_input(ev.position, ev.item.source, ev.item.kind, "done")
+                        cache.set_input(ev.position, ev.item.source, ev.item.kind, "done")
         except BrokenProcessPool:
             raise ExtractionError(
                 "a worker process died (killed, or out of memory); finished frames are kept, re-run to resume"
             ) from None
         finally:
             stop.set()
-            if executor is not None:
-                executor.shutdown(wait=True, cancel_futures=True)
+            for _, fut in pending:
+                if fut is not None:
+                    fut.cancel()
             bar.close()
+        summary.seconds = time.perf_counter() - started
         return summary
 
-    def _commit(self, batch: list[tuple[Frame, list[tuple[Detection, np.ndarray]]]], summary: ExtractionSummary) -> None:
-        """Clothing features for a batch of analysed frames (one CNN call), then one transaction per frame."""
+    def _commit(self, batch: list[tuple[Frame, list[tuple[Detection, np.ndarray]]]], summary: ExtractionSummary,
+                cache: FeatureCache, frames_dir: Path | None) -> None:
+        """Face and clothing features for a batch of analysed frames (one call of each CNN), then one transaction
+        per frame."""
         if not batch:
             return
         cfg = self.config
@@ -264,28 +306,29 @@ class Extractor:
                 per_frame.append((bbox, region))
             boxes.append(per_frame)
         feats = iter(self.cloth(crops)) if self.cloth is not None else iter(())
+        descriptors = iter(self.face([chip for _, results in batch for _, chip in results]))
         for (frame, results), per_frame in zip(batch, boxes):
             records = []
-            for (det, descriptor), (bbox, region) in zip(results, per_frame):
+            for (det, _), (bbox, region) in zip(results, per_frame):
                 face_crop = bbox.expand(cfg.output.crop_margin).clip(frame.width, frame.height)
                 body = upper_body_box(bbox).clip(frame.width, frame.height)
                 records.append(
                     FaceRecord(
                         source=frame.source, frame=frame.index, time_s=frame.time_s, bbox=bbox, score=det.score,
-                        face_embedding=descriptor,
+                        face_embedding=next(descriptors),
                         cloth_embedding=next(feats) if region is not None else None,
                         face_jpg=_encode_jpg(_cut(frame.image, face_crop), cfg.output.crop_max_side, cfg.output.jpeg_quality),
                         body_jpg=_encode_jpg(_cut(frame.image, body), cfg.output.crop_max_side, cfg.output.jpeg_quality),
                     )
                 )
-            if self.frames_dir is not None:
+            if frames_dir is not None:
                 from .outputs import write_atomic
                 from .outputs.naming import frame_stem
 
                 jpg = _encode_jpg(frame.image, max(frame.width, frame.height), cfg.output.jpeg_quality)
-                write_atomic(self.frames_dir / f"{frame_stem(frame.source, frame.index)}.jpg", jpg)
+                write_atomic(frames_dir / f"{frame_stem(frame.source, frame.index)}.jpg", jpg)
             info = FrameInfo(frame.source, frame.index, frame.time_s, frame.width, frame.height)
-            self.cache.add_frame(info, records)
+            cache.add_frame(info, records)
             summary.frames += 1
             summary.faces += len(records)
 

@@ -1,6 +1,6 @@
-"""Stage 3 and 4: face descriptors (dlib) and clothing features (a torchvision CNN cut at a named stage)."""
+"""Stage 3 and 4: face descriptors (dlib's network) and clothing features (a torchvision CNN cut at a named stage)."""
 
 from .clothing import ClothEmbedder, cloth_region
-from .face import FaceEmbedder
+from .face import FaceAligner, FaceEmbedder, FaceEncoder
 
-__all__ = ["ClothEmbedder", "FaceEmbedder", "cloth_region"]
+__all__ = ["ClothEmbedder", "FaceAligner", "FaceEmbedder", "FaceEncoder", "cloth_region"]

@@ -108,13 +108,11 @@ def resolve_weights(backbone: str, weights_file: str | None) -> tuple[Path, str]
 class ClothEmbedder:
     """Batched clothing features: ``embedder(list of BGR crops) -> (n, dim) float32``."""
 
-    def __init__(self, config: ClothConfig, torch_threads: int = 0) -> None:
+    def __init__(self, config: ClothConfig) -> None:
         import torch
         import torchvision
         from torchvision.models.feature_extraction import create_feature_extractor, get_graph_node_names
 
-        if torch_threads:
-            torch.set_num_threads(torch_threads)
         path, weights_name = resolve_weights(config.backbone, config.weights_file)
         model = torchvision.models.get_model(config.backbone, weights=None)
         # weights_only: the checkpoint is unpickled with torch's restricted loader, which cannot run code.
