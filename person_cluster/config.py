@@ -62,9 +62,12 @@ class DetectionConfig:
     max_side: int = 1280  # frames are downscaled to this longer side for detection; boxes stay in original px
     min_face_size: int = 40  # shorter box side in original pixels; smaller faces are dropped
     score_threshold: float = 0.0  # dlib adjust_threshold: raise to drop weak detections
+    upsample_with: str = "opencv"  # hog: "opencv" doubles the frame with OpenCV (faster), "dlib" with pyramid_up
+    grayscale: bool = False  # hog: scan the luma image (a third faster; see README for its recall)
 
     def validate(self) -> None:
         _require(self.model in ("hog", "cnn"), "detection.model", "must be 'hog' or 'cnn'")
+        _require(self.upsample_with in ("opencv", "dlib"), "detection.upsample_with", "must be 'opencv' or 'dlib'")
         _require(0 <= self.upsample <= 3, "detection.upsample", "must be 0..3")
         _require(self.max_side >= 64, "detection.max_side", "must be >= 64")
         _require(self.min_face_size >= 1, "detection.min_face_size", "must be >= 1")

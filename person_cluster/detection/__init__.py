@@ -22,7 +22,7 @@ def make_detector(config: DetectionConfig) -> Detector:
     if config.model == "hog":
         from .dlib_hog import HogBackend
 
-        backend = HogBackend(config.upsample, config.score_threshold)
+        backend = HogBackend(config.upsample, config.score_threshold, config.upsample_with, config.grayscale)
     elif config.model == "cnn":
         from .dlib_cnn import CnnBackend
 

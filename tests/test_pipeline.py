@@ -1,0 +1,50 @@
+"""The extractor as a library object: warm workers reused across runs, results independent of the worker count."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import numpy as np
+
+from person_cluster.cache import FeatureCache
+from person_cluster.config import Config
+from person_cluster.pipeline import Extractor
+from person_cluster.sampling import discover_inputs
+
+
+def _extract(extractor: Extractor, items, path):
+    with FeatureCache(path) as cache:
+        cache.bind(extractor.config.extraction_dict(), extractor.cloth_model)
+        summary = extractor.run(list(enumerate(items)), cache)
+        return summary, cache.load_table()
+
+
+def test_warm_extractor_is_reusable_and_matches_one_worker(tmp_path, lfw):
+    paths = [str(p) for person in ("Colin_Powell", "Serena_Williams") for p in sorted((lfw / person).glob("*.jpg"))[:3]]
+    config = Config().with_overrides({"runtime.workers": 2})
+    items, skipped = discover_inputs(paths, config.sampling)
+    assert len(items) == 6 and not skipped
+    with Extractor(config, progress=False) as warm:
+        warm.start_workers(wait=True)
+        first, a = _extract(warm, items, tmp_path / "a.sqlite")
+        second, b = _extract(warm, items, tmp_path / "b.sqlite")  # the same worker processes again
+    with Extractor(config.with_overrides({"runtime.workers": 1}), progress=False) as single:
+        _, c = _extract(single, items, tmp_path / "c.sqlite")
+    assert first.frames == second.frames == 6 and first.faces == second.faces == len(a) >= 6
+    assert first.seconds > 0
+    for other in (b, c):
+        assert np.array_equal(a.bboxes, other.bboxes) and a.sources == other.sources
+        # Batches of chips may be cut differently; torch's kernels then round differently, by ~1e-7.
+        assert np.allclose(a.face, other.face, atol=1e-5) and np.allclose(a.cloth, other.cloth, atol=1e-5)
+    assert np.linalg.norm(a.face, axis=1).min() > 0.5  # real descriptors, not zeros
+
+
+def test_workers_do_not_import_torch():
+    """Workers only detect and align: no torch import, so they start in a fraction of a second."""
+    code = ("import sys; from person_cluster.config import Config; from person_cluster.pipeline import _init_worker, "
+            "_analyse_in_worker; import numpy as np; c = Config(); _init_worker(c.detection, c.face); "
+            "_analyse_in_worker(np.zeros((120, 160, 3), np.uint8)); print('torch' in sys.modules)")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.strip() == "False"
