@@ -193,7 +193,7 @@ class Extractor:
     def cloth_model(self) -> str | None:
         return self.cloth.weights_name if self.cloth else None
 
-    def __enter__(self) -> Extractor:
+    def __enter__(self) -> Extractor:  # noqa: PYI034 (typing.Self needs Python 3.11)
         return self
 
     def __exit__(self, *exc: object) -> None:

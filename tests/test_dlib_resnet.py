@@ -1,5 +1,7 @@
 """The torch port of dlib's face descriptor network must give dlib's descriptors, and refuse other files."""
 
+from pathlib import Path
+
 import cv2
 import dlib
 import numpy as np
@@ -37,7 +39,7 @@ def test_torch_backend_matches_dlib_on_real_faces(lfw):
 def test_reader_refuses_a_file_that_is_not_the_descriptor_network(tmp_path):
     with pytest.raises(ModelError, match="not dlib's face descriptor network"):
         read_dlib_resnet(dlib_model_path("landmarks5"))
-    data = open(dlib_model_path("descriptor"), "rb").read()
+    data = Path(dlib_model_path("descriptor")).read_bytes()
     cut = tmp_path / "cut.dat"
     cut.write_bytes(data[: len(data) // 2])  # ends inside a weight tensor
     with pytest.raises(ModelError, match="truncated or corrupt"):

@@ -22,6 +22,7 @@ file is an error, never a silently wrong network.
 
 from __future__ import annotations
 
+import itertools
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -116,7 +117,7 @@ def _read(path: str | Path, data: bytes) -> tuple[np.ndarray, list[_Conv], np.nd
     expected += ["avg_pool_2", "fc_2"]
     if kinds != expected:
         raise ModelError(f"{path}: layer sequence is not dlib's ResNet face descriptor network")
-    for (kind, value), (next_kind, next_value) in zip(layers, layers[1:]):
+    for (kind, value), (next_kind, next_value) in itertools.pairwise(layers):
         if kind == "con_4":
             assert next_kind == "affine_" and isinstance(value, _Conv)
             gamma, beta = next_value  # type: ignore[misc]
