@@ -80,3 +80,24 @@ def test_altered_weights_are_refused(tmp_path, monkeypatch):
 def test_unknown_stage_lists_valid_ones():
     with pytest.raises(ModelError, match="no stage 'layer9'.*features.13"):
         ClothEmbedder(ClothConfig(stage="layer9"))
+
+
+def test_folded_batch_norm_gives_the_original_networks_features(embedder, lfw):
+    """The embedder folds batch norm into the convolutions; the features must be those of the plain network."""
+    import cv2
+    import torch
+    import torchvision
+    from torchvision.models.feature_extraction import create_feature_extractor
+
+    path, _ = resolve_weights("mobilenet_v2", None)
+    plain = torchvision.models.get_model("mobilenet_v2", weights=None)
+    plain.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
+    plain = create_feature_extractor(plain.eval(), {"features.13": "feat"}).eval()
+    crops = [cv2.imread(str(p)) for p in sorted((lfw / "Colin_Powell").glob("*.jpg"))[:4]]
+    batch = np.stack([cv2.resize(c, (224, 224), interpolation=cv2.INTER_AREA) for c in crops])
+    batch = (batch[..., ::-1].astype(np.float32) / 255.0 - [0.485, 0.456, 0.406]) / [0.229, 0.224, 0.225]
+    with torch.inference_mode():
+        expected = plain(torch.from_numpy(batch.astype(np.float32)).permute(0, 3, 1, 2))["feat"].mean(dim=(2, 3))
+    got = embedder(crops)
+    assert got.shape == expected.shape
+    assert np.abs(got - expected.numpy()).max() < 1e-3 * np.abs(expected.numpy()).max()
