@@ -177,17 +177,23 @@ class Extractor:
         self.progress = progress
         self.cloth = None
         self._executor: Any = None
-        from .embedding.face import FaceEncoder
+        # Workers first: they need only dlib, so their start-up overlaps the torch import and model loads below.
+        self.start_workers()
+        try:
+            from .embedding.face import FaceEncoder
 
-        if config.face.backend == "torch" or config.cloth.enabled:
-            import torch
+            if config.face.backend == "torch" or config.cloth.enabled:
+                import torch
 
-            torch.set_num_threads(config.runtime.resolved_torch_threads())
-        self.face = FaceEncoder(config.face)
-        if config.cloth.enabled:
-            from .embedding.clothing import ClothEmbedder
+                torch.set_num_threads(config.runtime.resolved_torch_threads())
+            self.face = FaceEncoder(config.face)
+            if config.cloth.enabled:
+                from .embedding.clothing import ClothEmbedder
 
-            self.cloth = ClothEmbedder(config.cloth)
+                self.cloth = ClothEmbedder(config.cloth)
+        except BaseException:
+            self.close()
+            raise
 
     @property
     def cloth_model(self) -> str | None:
@@ -205,9 +211,9 @@ class Extractor:
             self._executor = None
 
     def start_workers(self, wait: bool = False) -> None:
-        """Start the worker processes (``run`` does it when needed); ``wait``: until each has loaded its models."""
+        """Start the worker processes (if closed); ``wait``: until each has loaded its models."""
+        n = self.config.runtime.resolved_workers()
         if self._executor is None:
-            n = self.config.runtime.resolved_workers()
             if n == 1:
                 self._executor = _InlineExecutor(self.config.detection, self.config.face)
             else:
@@ -217,9 +223,12 @@ class Extractor:
                     initializer=_init_worker,
                     initargs=(self.config.detection, self.config.face),
                 )
+                # The pool spawns a process per task submitted while none is idle: these pings start them all now.
+                for _ in range(n):
+                    self._executor.submit(_worker_ready)
         if wait and isinstance(self._executor, ProcessPoolExecutor):
-            n, seen = self.config.runtime.resolved_workers(), set()
-            while len(seen) < n:
+            seen: set[int] = set()
+            while len(seen) < n:  # a fast worker may answer two pings of a round
                 seen.update(f.result() for f in [self._executor.submit(_worker_ready) for _ in range(n)])
 
     def run(self, items: list[tuple[int, InputItem]], cache: FeatureCache,
@@ -234,7 +243,7 @@ class Extractor:
         stop = threading.Event()
         decoder = threading.Thread(target=_decode, args=(todo, self.config, done_frames, events, stop), daemon=True)
         if todo:
-            self.start_workers()
+            self.start_workers()  # again after close()
         pending: deque[tuple[_Event, Future | None]] = deque()
         batch: list[tuple[Frame, list[tuple[Detection, np.ndarray]]]] = []
         max_pending = max(2, n_workers * self.config.runtime.queue_frames)
