@@ -245,7 +245,9 @@ class Extractor:
         if todo:
             self.start_workers()  # again after close()
         pending: deque[tuple[_Event, Future | None]] = deque()
-        batch: list[tuple[Frame, list[tuple[Detection, np.ndarray]]]] = []
+        # Analysed events in order, stored together: features for all their faces in one call of each CNN (a
+        # folder of photos is one input per photo, so batching by input would run the CNNs one face at a time).
+        batch: list[tuple[_Event, list[tuple[Detection, np.ndarray]]]] = []
         max_pending = max(2, n_workers * self.config.runtime.queue_frames)
         bar = tqdm(total=0, unit="frame", desc="extracting", disable=not self.progress, dynamic_ncols=True)
         decoder.start()
@@ -263,26 +265,18 @@ class Extractor:
                 if not pending:
                     continue
                 ev, fut = pending.popleft()
+                batch.append((ev, fut.result() if fut is not None else []))
                 if ev.kind == "start":
                     bar.total += ev.planned
                     bar.refresh()
-                    cache.set_input(ev.position, ev.item.source, ev.item.kind, "running")
-                elif ev.kind == "frame":
-                    batch.append((ev.frame, fut.result()))
-                    if sum(len(r) for _, r in batch) >= self.config.cloth.batch_size or len(batch) >= max_pending:
-                        self._commit(batch, summary, cache, frames_dir)
-                        bar.update(len(batch))
-                        batch = []
-                elif ev.kind == "end":
-                    self._commit(batch, summary, cache, frames_dir)
-                    bar.update(len(batch))
+                elif ev.kind == "end" and ev.error:
+                    log.warning("skipping %s: %s", ev.item.source, ev.error)
+                    summary.skipped.append((ev.item.source, ev.error))
+                frames = [r for e, r in batch if e.kind == "frame"]
+                if sum(map(len, frames)) >= self.config.cloth.batch_size or len(frames) >= max_pending:
+                    bar.update(self._commit(batch, summary, cache, frames_dir))
                     batch = []
-                    if ev.error:
-                        log.warning("skipping %s: %s", ev.item.source, ev.error)
-                        summary.skipped.append((ev.item.source, ev.error))
-                        cache.set_input(ev.position, ev.item.source, ev.item.kind, "skipped", ev.error)
-                    else:
-                        cache.set_input(ev.position, ev.item.source, ev.item.kind, "done")
+            bar.update(self._commit(batch, summary, cache, frames_dir))
         except BrokenProcessPool:
             raise ExtractionError(
                 "a worker process died (killed, or out of memory); finished frames are kept, re-run to resume"
@@ -296,16 +290,15 @@ class Extractor:
         summary.seconds = time.perf_counter() - started
         return summary
 
-    def _commit(self, batch: list[tuple[Frame, list[tuple[Detection, np.ndarray]]]], summary: ExtractionSummary,
-                cache: FeatureCache, frames_dir: Path | None) -> None:
-        """Face and clothing features for a batch of analysed frames (one call of each CNN), then one transaction
-        per frame."""
-        if not batch:
-            return
+    def _commit(self, batch: list[tuple[_Event, list[tuple[Detection, np.ndarray]]]], summary: ExtractionSummary,
+                cache: FeatureCache, frames_dir: Path | None) -> int:
+        """Face and clothing features for every face of the batch (one call of each CNN), then the batch's frames
+        and input statuses in order, in one transaction. Returns the number of frames stored."""
         cfg = self.config
+        frames = [(ev.frame, results) for ev, results in batch if ev.kind == "frame"]
         boxes: list[list[tuple[Box, Box | None]]] = []  # per frame, per face: (clipped box, clothing region)
         crops: list[np.ndarray] = []
-        for frame, results in batch:
+        for frame, results in frames:
             per_frame = []
             for det, _ in results:
                 bbox = det.box.clip(frame.width, frame.height)
@@ -315,13 +308,14 @@ class Extractor:
                 per_frame.append((bbox, region))
             boxes.append(per_frame)
         feats = iter(self.cloth(crops)) if self.cloth is not None else iter(())
-        descriptors = iter(self.face([chip for _, results in batch for _, chip in results]))
-        for (frame, results), per_frame in zip(batch, boxes):
-            records = []
+        descriptors = iter(self.face([chip for _, results in frames for _, chip in results]))
+        records: list[list[FaceRecord]] = []
+        for (frame, results), per_frame in zip(frames, boxes):
+            records.append([])
             for (det, _), (bbox, region) in zip(results, per_frame):
                 face_crop = bbox.expand(cfg.output.crop_margin).clip(frame.width, frame.height)
                 body = upper_body_box(bbox).clip(frame.width, frame.height)
-                records.append(
+                records[-1].append(
                     FaceRecord(
                         source=frame.source, frame=frame.index, time_s=frame.time_s, bbox=bbox, score=det.score,
                         face_embedding=next(descriptors),
@@ -336,10 +330,22 @@ class Extractor:
 
                 jpg = _encode_jpg(frame.image, max(frame.width, frame.height), cfg.output.jpeg_quality)
                 write_atomic(frames_dir / f"{frame_stem(frame.source, frame.index)}.jpg", jpg)
-            info = FrameInfo(frame.source, frame.index, frame.time_s, frame.width, frame.height)
-            cache.add_frame(info, records)
-            summary.frames += 1
-            summary.faces += len(records)
+        per_frame_records = iter(records)
+        with cache.transaction():
+            for ev, _ in batch:
+                if ev.kind == "start":
+                    cache.set_input(ev.position, ev.item.source, ev.item.kind, "running")
+                elif ev.kind == "frame":
+                    frame = ev.frame
+                    faces = next(per_frame_records)
+                    cache.add_frame(FrameInfo(frame.source, frame.index, frame.time_s, frame.width, frame.height), faces)
+                    summary.frames += 1
+                    summary.faces += len(faces)
+                elif ev.error:
+                    cache.set_input(ev.position, ev.item.source, ev.item.kind, "skipped", ev.error)
+                else:
+                    cache.set_input(ev.position, ev.item.source, ev.item.kind, "done")
+        return len(frames)
 
 
 def _cut(image: np.ndarray, box: Box) -> np.ndarray:
