@@ -254,7 +254,9 @@ def test_ctrl_c_stops_within_seconds_and_the_rerun_resumes(photo_folder, tmp_pat
 @pytest.mark.slow
 def test_a_worker_killed_mid_run_is_one_line_and_the_rerun_resumes(photo_folder, tmp_path):
     out = tmp_path / "out"
-    args = ["run", str(photo_folder), "-o", str(out), "-q", "--set", "runtime.workers=2"]
+    # queue_frames=1: frames are committed two at a time, so most of the run is still ahead when the worker dies.
+    args = ["run", str(photo_folder), "-o", str(out), "-q", "--set", "runtime.workers=2",
+            "--set", "runtime.queue_frames=1"]
     proc = subprocess.Popen([*PY, *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 300
     while _frames_committed(out) < 2:
