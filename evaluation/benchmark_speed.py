@@ -84,7 +84,6 @@ class Seed000:
 def run_ours(extractor: Extractor, video: Path) -> tuple[float, float, int, int]:
     """(seconds, extraction seconds, frames, faces) with a warm extractor; clustering included in seconds."""
     with tempfile.TemporaryDirectory() as tmp, FeatureCache(Path(tmp) / "features.sqlite") as cache:
-        cache.bind(extractor.config.extraction_dict(), extractor.cloth_model)
         started = time.perf_counter()
         summary = extractor.run([(0, InputItem(str(video), "video"))], cache)
         table = cache.load_table()

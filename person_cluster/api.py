@@ -79,18 +79,18 @@ def extract(inputs: list[str], out: str | Path, config: Config, overwrite: bool 
     frames_dir = out / "frames" if config.output.save_frames else None
     if frames_dir is not None:
         frames_dir.mkdir(exist_ok=True)
+    settings = {**config.extraction_dict(), "inputs": list(inputs)}
     with FeatureCache(out / CACHE_NAME) as cache, Extractor(config, progress=progress) as extractor:
+        # A cache filled with other settings is refused before anything is written; the clothing model's identity
+        # is only known once the CNN is loaded, so run() binds it (see Extractor.run).
         try:
-            cache.bind({**config.extraction_dict(), "inputs": list(inputs)}, extractor.cloth_model)
-        except CacheError as exc:
+            cache.check_settings(settings)
+            summary = extractor.run(list(enumerate(items)), cache, frames_dir, settings)
+        except (CacheError, ExtractionError) as exc:
             raise RunError(str(exc)) from None
         cache.set_meta("config", config.to_dict())
         for k, skip in enumerate(skipped):
             cache.set_input(len(items) + k, skip.source, None, "skipped", skip.reason)
-        try:
-            summary = extractor.run(list(enumerate(items)), cache, frames_dir)
-        except ExtractionError as exc:
-            raise RunError(str(exc)) from None
         summary.skipped[:0] = [(s.source, s.reason) for s in skipped]
         summary.inputs = len(items) + len(skipped)
     return summary

@@ -81,17 +81,23 @@ class FeatureCache:
         with self.db:
             self.db.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (key, json.dumps(value, sort_keys=True)))
 
-    def bind(self, extraction: dict[str, Any], cloth_model: str | None) -> None:
-        """Record the extraction settings, or check that they match those the cache was filled with."""
+    def check_settings(self, extraction: dict[str, Any], cloth_model: str | None = None,
+                       check_cloth: bool = False) -> None:
+        """Refuse a cache filled with other extraction settings (and, with ``check_cloth``, another clothing
+        model: known only once the CNN is loaded, so :meth:`bind` checks it)."""
         stored = self.get_meta("extraction")
-        identity = {"extraction": extraction, "cloth_model": cloth_model}
-        if stored is None:
-            self.set_meta("schema_version", SCHEMA_VERSION)
-            self.set_meta("extraction", identity)
-        elif stored != identity:
+        if stored is not None and (stored.get("extraction") != extraction
+                                   or (check_cloth and stored.get("cloth_model") != cloth_model)):
             raise CacheError(
                 f"{self.path} holds features extracted with other settings; use another OUT or --overwrite"
             )
+
+    def bind(self, extraction: dict[str, Any], cloth_model: str | None) -> None:
+        """Record the extraction settings, or check that they match those the cache was filled with."""
+        self.check_settings(extraction, cloth_model, check_cloth=True)
+        if self.get_meta("extraction") is None:
+            self.set_meta("schema_version", SCHEMA_VERSION)
+            self.set_meta("extraction", {"extraction": extraction, "cloth_model": cloth_model})
 
     # -- writing ----------------------------------------------------------------------------------------------
     @contextmanager

@@ -6,8 +6,9 @@ Threads and processes, and why:
   expensive per-frame part. dlib's CNN detector holds the GIL, so threads would not do. Workers are started with
   ``spawn`` (a forked child of a parent that already ran dlib's CNN can hang) and never import torch;
 - the parent process takes results back *in submission order*, runs the face descriptor network and the
-  clothing CNN on batches of chips and crops (torch, ``runtime.torch_threads``), and commits each frame with its
-  faces in one SQLite transaction.
+  clothing CNN on batches of chips and crops (torch, ``runtime.torch_threads``), and commits them in order, one
+  SQLite transaction per batch. torch and the CNNs are loaded by a background thread (importing torch and
+  torchvision alone takes ~6 s here) while the workers already detect; only the first commit waits for them.
 Results are identical whatever the number of workers; memory is bounded by the queue sizes.
 """
 
@@ -175,29 +176,49 @@ class Extractor:
     def __init__(self, config: Config, progress: bool = True) -> None:
         self.config = config
         self.progress = progress
-        self.cloth = None
         self._executor: Any = None
-        # Workers first: they need only dlib, so their start-up overlaps the torch import and model loads below.
+        self._face: Any = None
+        self._cloth: Any = None
+        self._load_error: BaseException | None = None
+        # Workers first (they need only dlib), then the CNNs in the background: both start-ups overlap each other
+        # and the first frames' detection.
         self.start_workers()
+        self._loader = threading.Thread(target=self._load_models, name="load-models", daemon=True)
+        self._loader.start()
+
+    def _load_models(self) -> None:
         try:
             from .embedding.face import FaceEncoder
 
-            if config.face.backend == "torch" or config.cloth.enabled:
-                import torch
-
-                torch.set_num_threads(config.runtime.resolved_torch_threads())
-            self.face = FaceEncoder(config.face)
-            if config.cloth.enabled:
+            self._face = FaceEncoder(self.config.face)
+            if self.config.cloth.enabled:
                 from .embedding.clothing import ClothEmbedder
 
-                self.cloth = ClothEmbedder(config.cloth)
-        except BaseException:
-            self.close()
-            raise
+                self._cloth = ClothEmbedder(self.config.cloth)
+        except BaseException as exc:  # noqa: BLE001 (re-raised in the caller's thread by _models())
+            self._load_error = exc
+
+    def _models(self) -> tuple[Any, Any]:
+        """(face encoder, clothing embedder or None), once loaded; a loading error is raised here."""
+        if self._loader.is_alive():
+            self._loader.join()
+        if self._load_error is not None:
+            raise self._load_error
+        if self.config.face.backend == "torch" or self._cloth is not None:
+            import torch
+
+            torch.set_num_threads(self.config.runtime.resolved_torch_threads())  # in the thread that runs them
+        return self._face, self._cloth
+
+    @property
+    def models_ready(self) -> bool:
+        return not self._loader.is_alive()
 
     @property
     def cloth_model(self) -> str | None:
-        return self.cloth.weights_name if self.cloth else None
+        """What identifies the clothing features in the cache (backbone, weights, stage); waits for the models."""
+        cloth = self._models()[1]
+        return cloth.weights_name if cloth else None
 
     def __enter__(self) -> Extractor:  # noqa: PYI034 (typing.Self needs Python 3.11)
         return self
@@ -231,9 +252,13 @@ class Extractor:
             while len(seen) < n:  # a fast worker may answer two pings of a round
                 seen.update(f.result() for f in [self._executor.submit(_worker_ready) for _ in range(n)])
 
-    def run(self, items: list[tuple[int, InputItem]], cache: FeatureCache,
-            frames_dir: Path | None = None) -> ExtractionSummary:
+    def run(self, items: list[tuple[int, InputItem]], cache: FeatureCache, frames_dir: Path | None = None,
+            settings: dict[str, Any] | None = None) -> ExtractionSummary:
+        """Extract ``items`` (position, input) into ``cache``. Before its first write the cache is bound to
+        ``settings`` (default: the config's extraction settings) and the clothing model: a cache filled with other
+        settings raises :class:`CacheError` and is left unchanged."""
         started = time.perf_counter()
+        unbound = True
         summary = ExtractionSummary(inputs=len(items))
         finished = cache.finished_sources()
         todo = [(p, it) for p, it in items if it.source not in finished]
@@ -273,10 +298,15 @@ class Extractor:
                     log.warning("skipping %s: %s", ev.item.source, ev.error)
                     summary.skipped.append((ev.item.source, ev.error))
                 frames = [r for e, r in batch if e.kind == "frame"]
-                if sum(map(len, frames)) >= self.config.cloth.batch_size or len(frames) >= max_pending:
+                full = sum(map(len, frames)) >= self.config.cloth.batch_size or len(frames) >= max_pending
+                # While the CNNs load, keep the workers busy: buffer up to 4x the in-flight bound instead of waiting.
+                if full and (self.models_ready or len(frames) >= 4 * max_pending):
+                    unbound = unbound and self._bind(cache, settings)
                     bar.update(self._commit(batch, summary, cache, frames_dir))
                     batch = []
-            bar.update(self._commit(batch, summary, cache, frames_dir))
+            if batch or unbound:
+                self._bind(cache, settings)
+                bar.update(self._commit(batch, summary, cache, frames_dir))
         except BrokenProcessPool:
             raise ExtractionError(
                 "a worker process died (killed, or out of memory); finished frames are kept, re-run to resume"
@@ -290,11 +320,16 @@ class Extractor:
         summary.seconds = time.perf_counter() - started
         return summary
 
+    def _bind(self, cache: FeatureCache, settings: dict[str, Any] | None) -> bool:
+        cache.bind(self.config.extraction_dict() if settings is None else settings, self.cloth_model)
+        return False
+
     def _commit(self, batch: list[tuple[_Event, list[tuple[Detection, np.ndarray]]]], summary: ExtractionSummary,
                 cache: FeatureCache, frames_dir: Path | None) -> int:
         """Face and clothing features for every face of the batch (one call of each CNN), then the batch's frames
         and input statuses in order, in one transaction. Returns the number of frames stored."""
         cfg = self.config
+        face_encoder, cloth_embedder = self._models()
         frames = [(ev.frame, results) for ev, results in batch if ev.kind == "frame"]
         boxes: list[list[tuple[Box, Box | None]]] = []  # per frame, per face: (clipped box, clothing region)
         crops: list[np.ndarray] = []
@@ -302,13 +337,13 @@ class Extractor:
             per_frame = []
             for det, _ in results:
                 bbox = det.box.clip(frame.width, frame.height)
-                region = cloth_region(bbox, frame.width, frame.height, cfg.cloth) if self.cloth is not None else None
+                region = cloth_region(bbox, frame.width, frame.height, cfg.cloth) if cloth_embedder is not None else None
                 if region is not None:
                     crops.append(_cut(frame.image, region))
                 per_frame.append((bbox, region))
             boxes.append(per_frame)
-        feats = iter(self.cloth(crops)) if self.cloth is not None else iter(())
-        descriptors = iter(self.face([chip for _, results in frames for _, chip in results]))
+        feats = iter(cloth_embedder(crops)) if cloth_embedder is not None else iter(())
+        descriptors = iter(face_encoder([chip for _, results in frames for _, chip in results]))
         records: list[list[FaceRecord]] = []
         for (frame, results), per_frame in zip(frames, boxes):
             records.append([])

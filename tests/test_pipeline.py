@@ -15,7 +15,6 @@ from person_cluster.sampling import discover_inputs
 
 def _extract(extractor: Extractor, items, path):
     with FeatureCache(path) as cache:
-        cache.bind(extractor.config.extraction_dict(), extractor.cloth_model)
         summary = extractor.run(list(enumerate(items)), cache)
         return summary, cache.load_table()
 
@@ -48,3 +47,19 @@ def test_workers_do_not_import_torch():
     r = subprocess.run([sys.executable, "-c", code], check=False, capture_output=True, text=True, timeout=120)
     assert r.returncode == 0, r.stderr
     assert r.stdout.strip() == "False"
+
+
+def test_a_cache_made_with_other_settings_is_refused_before_any_write(tmp_path, lfw):
+    src = tmp_path / "photos"
+    src.mkdir()
+    for p in sorted((lfw / "Tony_Blair").glob("*.jpg"))[:2]:
+        (src / p.name).write_bytes(p.read_bytes())
+    out = tmp_path / "out"
+    run = [sys.executable, "-m", "person_cluster", "run", str(src), "-o", str(out), "-q"]
+    assert subprocess.run(run, check=False, capture_output=True, timeout=300).returncode == 0
+    before = (out / "features.sqlite").read_bytes()
+    for change in ("detection.upsample=0", "cloth.stage=features.12"):
+        r = subprocess.run([*run, "--set", change], check=False, capture_output=True, text=True, timeout=300)
+        assert r.returncode == 2 and "other settings" in r.stderr and "Traceback" not in r.stderr, r.stderr
+        assert len(r.stderr.strip().splitlines()) == 1
+        assert (out / "features.sqlite").read_bytes() == before
