@@ -165,6 +165,9 @@ def upper_body_box(face: Box) -> Box:
                round(cx + 1.5 * face.width), round(face.bottom + 2.5 * face.height))
 
 
+_MODEL_LOCK = threading.Lock()
+
+
 class ExtractionError(RuntimeError):
     """Extraction cannot go on; the message is one line for the user. Committed frames stay in the cache."""
 
@@ -190,11 +193,13 @@ class Extractor:
         try:
             from .embedding.face import FaceEncoder
 
-            self._face = FaceEncoder(self.config.face)
-            if self.config.cloth.enabled:
-                from .embedding.clothing import ClothEmbedder
+            # One at a time per process: torch.fx tracing (used to cut the clothing CNN) is not thread-safe.
+            with _MODEL_LOCK:
+                self._face = FaceEncoder(self.config.face)
+                if self.config.cloth.enabled:
+                    from .embedding.clothing import ClothEmbedder
 
-                self._cloth = ClothEmbedder(self.config.cloth)
+                    self._cloth = ClothEmbedder(self.config.cloth)
         except BaseException as exc:  # noqa: BLE001 (re-raised in the caller's thread by _models())
             self._load_error = exc
 

@@ -63,3 +63,16 @@ def test_a_cache_made_with_other_settings_is_refused_before_any_write(tmp_path, 
         assert r.returncode == 2 and "other settings" in r.stderr and "Traceback" not in r.stderr, r.stderr
         assert len(r.stderr.strip().splitlines()) == 1
         assert (out / "features.sqlite").read_bytes() == before
+
+
+def test_extractors_built_at_once_in_one_process_all_load_their_models():
+    """Each extractor loads its CNNs in a background thread; torch.fx tracing is not thread-safe, so loading is
+    serialised (without it this failed with 'CURRENT_PATCHER is None')."""
+    config = Config().with_overrides({"runtime.workers": 1})
+    extractors = [Extractor(config, progress=False) for _ in range(3)]
+    try:
+        names = {x.cloth_model for x in extractors}
+    finally:
+        for x in extractors:
+            x.close()
+    assert len(names) == 1 and next(iter(names)).startswith("mobilenet_v2.")
