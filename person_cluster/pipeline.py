@@ -165,7 +165,9 @@ def upper_body_box(face: Box) -> Box:
                round(cx + 1.5 * face.width), round(face.bottom + 2.5 * face.height))
 
 
-_MODEL_LOCK = threading.Lock()
+# Held while a CNN is built and while CNNs run: torch.fx tracing (used to cut the clothing CNN at its stage) patches
+# torch.nn.Module.__call__ for the whole process, so another thread's forward pass, or tracing, then fails.
+_TORCH_LOCK = threading.Lock()
 
 
 class ExtractionError(RuntimeError):
@@ -193,8 +195,7 @@ class Extractor:
         try:
             from .embedding.face import FaceEncoder
 
-            # One at a time per process: torch.fx tracing (used to cut the clothing CNN) is not thread-safe.
-            with _MODEL_LOCK:
+            with _TORCH_LOCK:
                 self._face = FaceEncoder(self.config.face)
                 if self.config.cloth.enabled:
                     from .embedding.clothing import ClothEmbedder
@@ -347,8 +348,9 @@ class Extractor:
                     crops.append(_cut(frame.image, region))
                 per_frame.append((bbox, region))
             boxes.append(per_frame)
-        feats = iter(cloth_embedder(crops)) if cloth_embedder is not None else iter(())
-        descriptors = iter(face_encoder([chip for _, results in frames for _, chip in results]))
+        with _TORCH_LOCK:
+            feats = iter(cloth_embedder(crops)) if cloth_embedder is not None else iter(())
+            descriptors = iter(face_encoder([chip for _, results in frames for _, chip in results]))
         records: list[list[FaceRecord]] = []
         for (frame, results), per_frame in zip(frames, boxes):
             records.append([])

@@ -65,14 +65,22 @@ def test_a_cache_made_with_other_settings_is_refused_before_any_write(tmp_path, 
         assert (out / "features.sqlite").read_bytes() == before
 
 
-def test_extractors_built_at_once_in_one_process_all_load_their_models():
-    """Each extractor loads its CNNs in a background thread; torch.fx tracing is not thread-safe, so loading is
-    serialised (without it this failed with 'CURRENT_PATCHER is None')."""
-    config = Config().with_overrides({"runtime.workers": 1})
-    extractors = [Extractor(config, progress=False) for _ in range(3)]
+def test_extractors_built_at_once_in_one_process_all_load_their_models(tmp_path, lfw):
+    """Each extractor loads its CNNs in a background thread. torch.fx tracing is not thread-safe and patches
+    torch.nn.Module.__call__ process-wide, so building and running CNNs are serialised; without that, this failed
+    with 'CURRENT_PATCHER is None' (two loads) or 'module is not installed as a submodule' (a run during a load)."""
+    config = Config().with_overrides({"runtime.workers": 1, "runtime.queue_frames": 1})  # commits 2 photos at a time
+    paths = [str(p) for p in sorted((lfw / "Colin_Powell").glob("*.jpg"))[:12]]
+    items, _ = discover_inputs(paths, config.sampling)
+    first = Extractor(config, progress=False)
+    extractors = [first]
     try:
+        assert first.cloth_model  # waits until loaded
+        extractors += [Extractor(config, progress=False) for _ in range(2)]  # these now load in the background ...
+        summary, table = _extract(first, items, tmp_path / "a.sqlite")  # ... while this one runs its CNNs
         names = {x.cloth_model for x in extractors}
     finally:
         for x in extractors:
             x.close()
+    assert summary.faces == len(table) >= 10
     assert len(names) == 1 and next(iter(names)).startswith("mobilenet_v2.")
