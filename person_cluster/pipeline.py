@@ -264,7 +264,6 @@ class Extractor:
         ``settings`` (default: the config's extraction settings) and the clothing model: a cache filled with other
         settings raises :class:`CacheError` and is left unchanged."""
         started = time.perf_counter()
-        unbound = True
         summary = ExtractionSummary(inputs=len(items))
         finished = cache.finished_sources()
         todo = [(p, it) for p, it in items if it.source not in finished]
@@ -281,6 +280,17 @@ class Extractor:
         batch: list[tuple[_Event, list[tuple[Detection, np.ndarray]]]] = []
         max_pending = max(2, n_workers * self.config.runtime.queue_frames)
         bar = tqdm(total=0, unit="frame", desc="extracting", disable=not self.progress, dynamic_ncols=True)
+        bound = False
+
+        def store() -> None:
+            """Bind the cache (once, before its first write: this waits for the CNNs), then store the batch."""
+            nonlocal batch, bound
+            if not bound:
+                cache.bind(self.config.extraction_dict() if settings is None else settings, self.cloth_model)
+                bound = True
+            bar.update(self._commit(batch, summary, cache, frames_dir))
+            batch = []
+
         decoder.start()
         try:
             finished_decoding = not todo
@@ -307,12 +317,9 @@ class Extractor:
                 full = sum(map(len, frames)) >= self.config.cloth.batch_size or len(frames) >= max_pending
                 # While the CNNs load, keep the workers busy: buffer up to 4x the in-flight bound instead of waiting.
                 if full and (self.models_ready or len(frames) >= 4 * max_pending):
-                    unbound = unbound and self._bind(cache, settings)
-                    bar.update(self._commit(batch, summary, cache, frames_dir))
-                    batch = []
-            if batch or unbound:
-                self._bind(cache, settings)
-                bar.update(self._commit(batch, summary, cache, frames_dir))
+                    store()
+            if batch or not bound:
+                store()
         except BrokenProcessPool:
             raise ExtractionError(
                 "a worker process died (killed, or out of memory); finished frames are kept, re-run to resume"
@@ -325,10 +332,6 @@ class Extractor:
             bar.close()
         summary.seconds = time.perf_counter() - started
         return summary
-
-    def _bind(self, cache: FeatureCache, settings: dict[str, Any] | None) -> bool:
-        cache.bind(self.config.extraction_dict() if settings is None else settings, self.cloth_model)
-        return False
 
     def _commit(self, batch: list[tuple[_Event, list[tuple[Detection, np.ndarray]]]], summary: ExtractionSummary,
                 cache: FeatureCache, frames_dir: Path | None) -> int:
