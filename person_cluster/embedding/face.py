@@ -5,8 +5,8 @@ Two steps, because they run in different places:
   150x150 chip (``dlib.get_face_chip``), the exact input dlib's ``compute_face_descriptor`` builds internally.
   Descriptors of resized box crops would be markedly worse.
 - :class:`FaceEncoder` (in the main process, batched with the clothing CNN): chips -> descriptors, either by
-  dlib's network run in torch (``face.backend: torch``, the default; same weights, agrees with dlib to ~1e-6 and
-  is ~10x faster on a batch) or by dlib itself (``face.backend: dlib``; needed for ``num_jitters > 0``).
+  dlib's network run in torch (``face.backend: torch``, the default; same weights, agrees with dlib to 5e-7 and
+  is ~13x faster on a batch) or by dlib itself (``face.backend: dlib``; needed for ``num_jitters > 0``).
 """
 
 from __future__ import annotations
@@ -63,7 +63,7 @@ class FaceEncoder:
 class FaceEmbedder:
     """One face at a time, for simple callers: ``embedder(rgb, box) -> (128,) float32``."""
 
-    dim = 128
+    dim = FaceEncoder.dim
 
     def __init__(self, config: FaceConfig) -> None:
         self.align = FaceAligner(config.padding)
