@@ -3,7 +3,8 @@ the same frames with identical detector settings, and against itself with ``work
 
     python evaluation/benchmark_speed.py [--videos DIR] [--only NAME] [--repeat N]
 
-Reference (seed 000): a serial per-frame loop over the frames ours samples (every 1 s, read with grab/retrieve),
+Reference (seed 000): a serial per-frame loop over the frames ours samples (every 1 s, read as seed 000 reads them:
+OpenCV ``grab()`` on every frame, ``retrieve()`` on sampled ones; ours reads the same frames with PyAV),
 each resized to at most 700x500, dlib HOG (``detector(rgb, upsample)``), ``compute_face_descriptor`` per face
 (5-point landmarks), then DBSCAN eps 0.5. Its models are loaded before its clock starts.
 
@@ -30,6 +31,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import cv2
@@ -44,7 +46,7 @@ from person_cluster.config import Config
 from person_cluster.models import dlib_model_path
 from person_cluster.pipeline import Extractor
 from person_cluster.records import InputItem
-from person_cluster.sampling import plan_frames, probe_video, read_planned_frames
+from person_cluster.sampling import plan_frames, probe_video
 
 ROOT = Path(__file__).resolve().parents[1]
 VIDEOS = ROOT.parent / "shared" / "testdata" / "videos"
@@ -67,8 +69,7 @@ class Seed000:
         started = time.perf_counter()
         item = InputItem(str(video), "video")
         descriptors, frames = [], 0
-        for frame in read_planned_frames(item, plan_frames(item, config.sampling)):
-            img = frame.image
+        for img in opencv_frames(video, plan_frames(item, config.sampling).indices):
             scale = seed_scale(img.shape[1], img.shape[0])
             if scale < 1:
                 img = cv2.resize(img, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
@@ -79,6 +80,19 @@ class Seed000:
         if len(descriptors) > 1:
             DBSCANClustering(0.5, 5).fit_predict(DenseDistances(pdist(np.array(descriptors)), len(descriptors)))
         return time.perf_counter() - started, frames, len(descriptors)
+
+
+def opencv_frames(video: Path, indices: list[int]) -> Iterator[np.ndarray]:
+    """Seed 000's reader: grab every frame, retrieve (convert) the sampled ones."""
+    cap, wanted, pos = cv2.VideoCapture(str(video), cv2.CAP_FFMPEG), set(indices), 0
+    try:
+        while wanted and cap.grab():
+            if pos in wanted:
+                wanted.discard(pos)
+                yield cap.retrieve()[1]
+            pos += 1
+    finally:
+        cap.release()
 
 
 def run_ours(extractor: Extractor, video: Path) -> tuple[float, float, int, int]:

@@ -1,11 +1,12 @@
 import cv2
 import numpy as np
 import pytest
-from conftest import numbered_frame, read_number, write_video
+from conftest import VIDEOS, need, numbered_frame, read_number, write_h264, write_video
 
 from person_cluster.config import SamplingConfig
 from person_cluster.records import InputItem
 from person_cluster.sampling import InputError, discover_inputs, plan_frames, read_image, read_planned_frames
+from person_cluster.sampling.video import _decode, _open
 
 
 def _frames(item, config):
@@ -24,6 +25,53 @@ def test_interval_sampling_reads_the_right_frames(tmp_path):
     frames = _frames(item, SamplingConfig(capture_interval_sec=0.5, skip_sec=1.0, stop_sec=3.0))
     assert [f.index for f in frames] == [10, 15, 20, 25]
     assert [read_number(f.image) for f in frames] == [10, 15, 20, 25]
+
+
+def _opencv_frames(path, indices):
+    """The frames OpenCV's sequential reader gives at ``indices``: what frame numbers mean in this project."""
+    cap, out, i = cv2.VideoCapture(str(path), cv2.CAP_FFMPEG), {}, 0
+    while cap.grab():
+        if i in indices:
+            out[i] = cap.retrieve()[1]
+        i += 1
+    cap.release()
+    return out
+
+
+def test_b_frames_are_skipped_unless_sampled(tmp_path):
+    path = write_h264(tmp_path / "b.mp4", [numbered_frame(i) for i in range(60)], fps=10)
+    item = InputItem(str(path), "video")
+    for config in (SamplingConfig(capture_interval_sec=1.0), SamplingConfig(capture_interval_sec=0.3, skip_sec=0.1)):
+        frames = _frames(item, config)
+        expected = plan_frames(item, config).indices
+        assert [f.index for f in frames] == expected and [read_number(f.image) for f in frames] == expected
+        reference = _opencv_frames(path, set(expected))
+        assert all(np.array_equal(f.image, reference[f.index]) for f in frames)  # the very pixels OpenCV gives
+    with _open(str(path)) as container:  # sampling one frame in ten leaves most B-frames undecoded
+        decoded = [n for n, _ in _decode(container, {0, 10, 20, 30, 40, 50})]
+    assert len(decoded) < 40 and {0, 10, 20, 30, 40, 50} <= set(decoded)
+
+
+def test_variable_frame_rate_frames_are_counted(tmp_path):
+    # Timestamps 50 and 150 ms apart: frame numbers cannot follow from timestamps, so frames are counted in order
+    # (as OpenCV does) and none is skipped.
+    times = [sum(50 if k % 3 else 150 for k in range(i)) for i in range(40)]
+    path = write_h264(tmp_path / "vfr.mp4", [numbered_frame(i) for i in range(40)], times_ms=times)
+    item = InputItem(str(path), "video")
+    frames = _frames(item, SamplingConfig(capture_interval_sec=0.5))
+    assert [f.index for f in frames] == plan_frames(item, SamplingConfig(capture_interval_sec=0.5)).indices
+    assert [read_number(f.image) for f in frames] == [f.index for f in frames]
+
+
+def test_shared_videos_read_as_opencv_reads_them():
+    """Frame numbers and pixels on real clips (B-frames in two of them, a non-zero start time in another)."""
+    for name in ("facenet_pytorch_video.mp4", "short_hamilton_clip.mp4"):
+        item = InputItem(str(need(VIDEOS) / name), "video")
+        config = SamplingConfig(capture_interval_sec=0.7)
+        frames = _frames(item, config)
+        assert [f.index for f in frames] == plan_frames(item, config).indices
+        reference = _opencv_frames(item.source, {f.index for f in frames})
+        assert all(np.array_equal(f.image, reference[f.index]) for f in frames), name
 
 
 def test_scene_mode_samples_each_shot(tmp_path):
