@@ -47,3 +47,24 @@ def test_descriptors_separate_people(lfw):
     within = max(np.linalg.norm(a[i] - a[j]) for i in range(4) for j in range(i + 1, 4))
     between = min(np.linalg.norm(x - y) for x in a for y in b)
     assert within < between
+
+
+def test_cached_frontal_detector_is_dlibs_own(lfw, tmp_path, monkeypatch):
+    import dlib
+
+    from person_cluster.models import cache_dir, frontal_face_detector
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    images = [_rgb(p) for p in sorted((lfw / "Colin_Powell").glob("*.jpg"))[:4]]
+    builtin = dlib.get_frontal_face_detector()
+
+    def same(detector):
+        return all(str(detector.run(img, 1, -0.5)) == str(builtin.run(img, 1, -0.5)) for img in images)
+
+    first = frontal_face_detector()  # built, then saved
+    [saved] = cache_dir().glob("frontal_face_detector-dlib*.svm")
+    assert same(first) and same(frontal_face_detector())  # ... and loaded from the file
+    saved.write_bytes(saved.read_bytes()[: saved.stat().st_size // 2])  # a damaged file is rebuilt, not trusted
+    assert same(frontal_face_detector()) and saved.stat().st_size > 100_000
+    monkeypatch.setenv("XDG_CACHE_HOME", "/proc/no-such-dir")  # nowhere to write: still works
+    assert same(frontal_face_detector())

@@ -10,15 +10,15 @@ Two speed options, both measured against the Norton truth (README, section "Spee
 from __future__ import annotations
 
 import cv2
-import dlib
 import numpy as np
 
+from ..models import frontal_face_detector
 from ..records import Box
 
 
 class HogBackend:
     def __init__(self, upsample: int, threshold: float, upsample_with: str = "opencv", grayscale: bool = False) -> None:
-        self.detector = dlib.get_frontal_face_detector()
+        self.detector = frontal_face_detector()
         self.upsample = upsample
         self.threshold = threshold
         self.opencv_upsample = upsample_with == "opencv"
