@@ -11,19 +11,23 @@ import logging
 import os
 import shutil
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from .cache import CACHE_NAME, CacheError, FeatureCache
-from .clustering import DenseDistances, GraphDistances, cluster_distances, fused_distance_source
 from .config import EXTRACTION_SECTIONS, Config, ConfigError
-from .evaluation.sweep import SWEEP_DIR
-from .outputs import REBUILT, write_outputs
+from .layout import REBUILT, SWEEP_DIR
 from .pipeline import ExtractionError, ExtractionSummary, Extractor
-from .postprocess import postprocess
 from .records import FaceTable
 from .sampling import discover_inputs
+
+if TYPE_CHECKING:
+    from .clustering import DenseDistances, GraphDistances
+
+# Clustering, post-processing and outputs (scikit-learn, scipy: ~2 s to import) are imported where first used, so
+# that `run` starts its workers at once; its extractor imports them in the background (CLUSTERING_MODULES).
+CLUSTERING_MODULES = ("person_cluster.clustering", "person_cluster.postprocess", "person_cluster.outputs")
 
 log = logging.getLogger(__name__)
 
@@ -37,6 +41,8 @@ class RunError(RuntimeError):
 
 def table_distances(table: FaceTable, config: Config) -> DenseDistances | GraphDistances:
     """Fused distances between the faces of ``table`` (all pairs, or a kNN graph above dense_max_faces)."""
+    from .clustering import fused_distance_source
+
     fc, cc = config.fusion, config.clustering
     return fused_distance_source(table.face, table.cloth, table.has_cloth, fc.face_weight, fc.cloth_weight,
                                  cc.dense_max_faces, cc.knn_neighbors)
@@ -46,6 +52,9 @@ def cluster_table(table: FaceTable, config: Config,
                   distances: DenseDistances | GraphDistances | None = None) -> np.ndarray:
     """Cluster labels (-1 = unassigned) for every face of ``table``; ``distances`` may be reused between calls
     that share the fusion settings (as a sweep does)."""
+    from .clustering import cluster_distances
+    from .postprocess import postprocess
+
     if distances is None:
         distances = table_distances(table, config)
     labels = cluster_distances(distances, config.clustering)
@@ -80,7 +89,7 @@ def extract(inputs: list[str], out: str | Path, config: Config, overwrite: bool 
     if frames_dir is not None:
         frames_dir.mkdir(exist_ok=True)
     settings = {**config.extraction_dict(), "inputs": list(inputs)}
-    with FeatureCache(out / CACHE_NAME) as cache, Extractor(config, progress=progress) as extractor:
+    with FeatureCache(out / CACHE_NAME) as cache, Extractor(config, progress, CLUSTERING_MODULES) as extractor:
         # A cache filled with other settings is refused before anything is written; the clothing model's identity
         # is only known once the CNN is loaded, so run() binds it (see Extractor.run).
         try:
@@ -98,6 +107,8 @@ def extract(inputs: list[str], out: str | Path, config: Config, overwrite: bool 
 
 def cluster_out(out: str | Path, config: Config | None = None) -> dict[str, Any]:
     """Cluster the cached faces of OUT and (re)write all outputs; returns the manifest."""
+    from .outputs import write_outputs
+
     out = Path(out)
     try:
         with FeatureCache.open_existing(out / CACHE_NAME) as cache:

@@ -14,6 +14,8 @@ Results are identical whatever the number of workers; memory is bounded by the q
 
 from __future__ import annotations
 
+import contextlib
+import importlib
 import logging
 import multiprocessing
 import os
@@ -178,20 +180,23 @@ class Extractor:
     """Models and worker processes that fill a :class:`FeatureCache` from inputs; a context manager, reusable for
     many ``run`` calls. Use :func:`person_cluster.api.extract` for the simple call."""
 
-    def __init__(self, config: Config, progress: bool = True) -> None:
+    def __init__(self, config: Config, progress: bool = True, preload: tuple[str, ...] = ()) -> None:
+        """``preload``: modules the caller needs after extraction, imported in the background once the models
+        are loaded (``api.run`` passes clustering and outputs: ~2 s of imports off its critical path)."""
         self.config = config
         self.progress = progress
         self._executor: Any = None
         self._face: Any = None
         self._cloth: Any = None
         self._load_error: BaseException | None = None
+        self._loaded = threading.Event()
         # Workers first (they need only dlib), then the CNNs in the background: both start-ups overlap each other
         # and the first frames' detection.
         self.start_workers()
-        self._loader = threading.Thread(target=self._load_models, name="load-models", daemon=True)
+        self._loader = threading.Thread(target=self._load_models, args=(preload,), name="load-models", daemon=True)
         self._loader.start()
 
-    def _load_models(self) -> None:
+    def _load_models(self, preload: tuple[str, ...]) -> None:
         try:
             from .embedding.face import FaceEncoder
 
@@ -203,11 +208,15 @@ class Extractor:
                     self._cloth = ClothEmbedder(self.config.cloth)
         except BaseException as exc:  # noqa: BLE001 (re-raised in the caller's thread by _models())
             self._load_error = exc
+        finally:
+            self._loaded.set()
+        for module in preload:  # only to warm the import; an error shows where the module is really imported
+            with contextlib.suppress(Exception):
+                importlib.import_module(module)
 
     def _models(self) -> tuple[Any, Any]:
         """(face encoder, clothing embedder or None), once loaded; a loading error is raised here."""
-        if self._loader.is_alive():
-            self._loader.join()
+        self._loaded.wait()
         if self._load_error is not None:
             raise self._load_error
         if self.config.face.backend == "torch" or self._cloth is not None:
@@ -218,7 +227,7 @@ class Extractor:
 
     @property
     def models_ready(self) -> bool:
-        return not self._loader.is_alive()
+        return self._loaded.is_set()
 
     @property
     def cloth_model(self) -> str | None:

@@ -27,6 +27,7 @@ import yaml
 
 from ..cache import CACHE_NAME, FeatureCache
 from ..config import EXTRACTION_SECTIONS, Config, ConfigError
+from ..layout import SWEEP_DIR
 from .metrics import METRIC_KEYS
 from .truth import TruthError, load_truth
 
@@ -34,7 +35,6 @@ log = logging.getLogger(__name__)
 
 # Higher is better for these; the best setting of each is reported.
 BEST_OF = ("nmi", "ari", "pairwise_f", "bcubed_f", "purity")
-SWEEP_DIR = "sweeps"
 
 
 @dataclass

@@ -32,6 +32,7 @@ import numpy as np
 from ..cache import FeatureCache
 from ..config import Config
 from ..fusion import fuse
+from ..layout import REBUILT
 from ..records import FaceTable, FrameInfo
 from .montage import make_montage, pick_evenly
 from .naming import cluster_folder, frame_stem
@@ -40,7 +41,6 @@ from .yolo import yolo_line
 log = logging.getLogger(__name__)
 
 MANIFEST_VERSION = 1
-REBUILT = ("people", "montages", "annotations", "clusters.png")
 
 
 def write_atomic(path: Path, data: bytes) -> None:
