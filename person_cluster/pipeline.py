@@ -242,6 +242,9 @@ class Extractor:
         self.close()
 
     def close(self) -> None:
+        # The loader thread may still be importing (torch, or the preload): let it finish rather than let the
+        # interpreter exit under a daemon thread that is half-way through loading extension modules.
+        self._loader.join()
         if self._executor is not None:
             self._executor.shutdown(wait=True, cancel_futures=True)
             self._executor = None
