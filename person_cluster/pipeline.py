@@ -1,7 +1,7 @@
 """The extraction pipeline: sampled frames -> faces with face and clothing features, committed to the cache.
 
 Threads and processes, and why:
-- a decode thread reads and samples frames (OpenCV releases the GIL while decoding) into a bounded queue;
+- a decode thread reads and samples frames (PyAV releases the GIL while FFmpeg decodes) into a bounded queue;
 - a pool of worker processes runs detection, landmarks and dlib's face alignment (the aligned chips), the
   expensive per-frame part. dlib's CNN detector holds the GIL, so threads would not do. Workers are started with
   ``spawn`` (a forked child of a parent that already ran dlib's CNN can hang) and never import torch;

@@ -42,8 +42,8 @@ def write_video(path: Path, frames: list[np.ndarray], fps: float = 10.0) -> Path
 
 
 def write_h264(path: Path, frames: list[np.ndarray], fps: int = 10, times_ms: list[int] | None = None) -> Path:
-    """H.264 with B-frames (x264's defaults), as most real video is; ``times_ms`` gives each frame its own
-    timestamp (a variable frame rate)."""
+    """H.264 with three B-frames between reference frames, as most real video has; ``times_ms`` gives each frame
+    its own timestamp (a variable frame rate)."""
     import av
 
     h, w = frames[0].shape[:2]

@@ -179,17 +179,20 @@ class _Numbering:
         return self.by_pts and self.origin is not None and packet.pts is not None
 
     def of_packet(self, packet: av.Packet) -> int:
-        return round((packet.pts - self.origin) * self.time_base * self.rate)
+        return self._of_pts(packet.pts)
 
     def of_frame(self, frame: av.VideoFrame) -> int:
         if self.by_pts and frame.pts is not None:
             if self.origin is None:
                 self.origin = frame.pts
-            number = round((frame.pts - self.origin) * self.time_base * self.rate)
+            number = self._of_pts(frame.pts)
         else:
             number = self.last + 1
         self.last = max(self.last, number)
         return number
+
+    def _of_pts(self, pts: int) -> int:
+        return round((pts - self.origin) * self.time_base * self.rate)
 
 
 def read_video_frames(path: str, info: VideoInfo, indices: list[int]) -> Iterator[Frame]:
@@ -199,7 +202,7 @@ def read_video_frames(path: str, info: VideoInfo, indices: list[int]) -> Iterato
     wanted, last = set(indices), indices[-1]
     yielded = 0
     with _open(path) as container:
-        for number, frame in _decode(container, wanted):
+        for number, frame in _decode(container, frozenset(indices)):
             if number in wanted:
                 wanted.discard(number)
                 yielded += 1
@@ -213,7 +216,7 @@ def read_video_frames(path: str, info: VideoInfo, indices: list[int]) -> Iterato
         log.warning("%s: read %d of %d sampled frames; the video ends early (truncated?)", path, yielded, len(indices))
 
 
-def _decode(container: av.container.InputContainer, wanted: set[int]) -> Iterator[tuple[int, av.VideoFrame]]:
+def _decode(container: av.container.InputContainer, wanted: frozenset[int]) -> Iterator[tuple[int, av.VideoFrame]]:
     """(number, frame) in presentation order. Frames that no other frame references (most B-frames) are not
     decoded unless their number is in ``wanted``; damaged packets are passed over; a container that breaks off
     (truncated file) ends the stream."""
