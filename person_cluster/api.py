@@ -83,8 +83,10 @@ def extract(inputs: list[str], out: str | Path, config: Config, overwrite: bool 
             progress: bool = True) -> ExtractionSummary:
     """Sample, detect and embed every input into OUT's feature cache (resuming a run with the same settings)."""
     out = Path(out)
-    prepare_out(out, overwrite)
     items, skipped = discover_inputs(inputs, config.sampling)
+    if not items:  # before OUT is created or any model loaded
+        raise RunError(_no_usable_input([(s.source, s.reason) for s in skipped]))
+    prepare_out(out, overwrite)
     frames_dir = out / "frames" if config.output.save_frames else None
     if frames_dir is not None:
         frames_dir.mkdir(exist_ok=True)
@@ -124,9 +126,13 @@ def run(inputs: list[str], out: str | Path, config: Config, overwrite: bool = Fa
         progress: bool = True) -> dict[str, Any]:
     """The main job: extract features from ``inputs`` and write the people folders into ``out``."""
     summary = extract(inputs, out, config, overwrite=overwrite, progress=progress)
-    if summary.inputs - len(summary.skipped) == 0:
-        raise RunError("no usable input: " + "; ".join(f"{s}: {r}" for s, r in summary.skipped[:5]))
+    if summary.inputs - len(summary.skipped) == 0:  # every input found failed to decode
+        raise RunError(_no_usable_input(summary.skipped))
     return cluster_out(out, config)
+
+
+def _no_usable_input(skipped: list[tuple[str, str]]) -> str:
+    return "no usable input: " + "; ".join(f"{s}: {r}" for s, r in skipped[:5])
 
 
 def recluster(out: str | Path, overrides: list[str] | None = None, config: Config | None = None) -> dict[str, Any]:

@@ -110,6 +110,7 @@ def test_no_usable_input_is_one_line_and_nonzero(tmp_path):
     r = cli("run", str(tmp_path / "missing.mp4"), str(tmp_path / "notes.txt"), "-o", str(tmp_path / "out"), "-q")
     assert r.returncode == 2
     assert "no usable input" in r.stderr and "missing.mp4" in r.stderr and "Traceback" not in r.stderr
+    assert not (tmp_path / "out").exists()  # refused before OUT is created
 
 
 def test_out_that_holds_other_files_is_refused(tmp_path):

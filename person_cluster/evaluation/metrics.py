@@ -10,8 +10,6 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-from sklearn.metrics import adjusted_rand_score, normalized_mutual_info_score
-from sklearn.metrics.cluster import contingency_matrix, pair_confusion_matrix
 
 # The keys `person-cluster evaluate --json` always prints, in this order.
 METRIC_KEYS = (
@@ -38,6 +36,11 @@ def clustering_scores(identities: list[str] | np.ndarray, labels: np.ndarray) ->
     Pairwise precision is 1.0 when the run puts no two scored faces together (nothing was merged wrongly), and
     pairwise recall is 1.0 when no two scored faces share an identity.
     """
+    # Imported here, not at module level: the CLI imports this package (for TruthError) before every run, and
+    # scikit-learn takes ~2 s to import, which would delay the start of the extraction workers.
+    from sklearn.metrics import adjusted_rand_score, normalized_mutual_info_score
+    from sklearn.metrics.cluster import contingency_matrix, pair_confusion_matrix
+
     labels = np.asarray(labels, dtype=np.int64)
     n = len(labels)
     if n != len(identities):
