@@ -203,7 +203,7 @@ class OutputConfig:
 class RuntimeConfig:
     workers: int = 0  # processes for detection + face descriptors; 0 = one per CPU core
     queue_frames: int = 8  # frames in flight per worker; bounds memory on long videos
-    torch_threads: int = 0  # threads of the face and clothing CNNs in the main process; 0 = as many as workers
+    torch_threads: int = 0  # face and clothing CNN threads in the main process; 0 = the cores the workers leave idle
 
     def validate(self) -> None:
         _require(self.workers >= 0, "runtime.workers", "must be >= 0 (0 = all cores)")
@@ -212,9 +212,6 @@ class RuntimeConfig:
 
     def resolved_workers(self) -> int:
         return self.workers or max(1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 1)
-
-    def resolved_torch_threads(self) -> int:
-        return self.torch_threads or self.resolved_workers()
 
 
 # Sections whose values change the extracted features; the others only change clustering and outputs, so the

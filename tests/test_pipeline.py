@@ -39,6 +39,15 @@ def test_warm_extractor_is_reusable_and_matches_one_worker(tmp_path, lfw):
     assert np.linalg.norm(a.face, axis=1).min() > 0.5  # real descriptors, not zeros
 
 
+def test_cnn_threads_follow_the_bottleneck():
+    """One torch thread while the workers are the bottleneck, one per worker otherwise; a set value always wins."""
+    x = Extractor.__new__(Extractor)  # no workers or models needed
+    x.config = Config().with_overrides({"runtime.workers": 3})
+    assert (x._torch_threads(workers_bound=True), x._torch_threads(workers_bound=False)) == (1, 3)
+    x.config = x.config.with_overrides({"runtime.torch_threads": 2})
+    assert (x._torch_threads(workers_bound=True), x._torch_threads(workers_bound=False)) == (2, 2)
+
+
 def test_workers_do_not_import_torch():
     """Workers only detect and align: no torch import, so they start in a fraction of a second."""
     code = ("import sys; from person_cluster.config import Config; from person_cluster.pipeline import _init_worker, "
