@@ -61,12 +61,21 @@ def cluster_table(table: FaceTable, config: Config,
     return postprocess(labels, table.face, table.cloth, table.has_cloth, config.postprocess)
 
 
-def prepare_out(out: Path, overwrite: bool) -> None:
-    """Create OUT, or check that it is ours; with ``overwrite`` remove our previous outputs (only those)."""
+def check_out(out: Path, overwrite: bool) -> None:
+    """Refuse an OUT that is not ours (a file, or a folder with other files and no run), changing nothing."""
     if out.exists() and not out.is_dir():
         raise RunError(f"{out}: exists and is not a folder")
+    entries = [e for e in os.listdir(out) if not e.startswith(".staging-")] if out.is_dir() else []
+    if overwrite:  # our outputs, the cache included, are about to go: what is left must be nothing
+        entries = [e for e in entries if e not in OWNED]
+    if entries and (overwrite or not (out / CACHE_NAME).exists()):
+        raise RunError(f"{out}: folder is not empty and holds no person_cluster run; choose another OUT")
+
+
+def prepare_out(out: Path, overwrite: bool) -> None:
+    """Create OUT, or check that it is ours; with ``overwrite`` remove our previous outputs (only those)."""
+    check_out(out, overwrite)
     out.mkdir(parents=True, exist_ok=True)
-    entries = [e for e in os.listdir(out) if not e.startswith(".staging-")]
     if overwrite:
         for name in OWNED:
             p = out / name
@@ -74,15 +83,13 @@ def prepare_out(out: Path, overwrite: bool) -> None:
                 shutil.rmtree(p)
             elif p.exists():
                 p.unlink()
-        entries = [e for e in entries if e not in OWNED]
-    if entries and not (out / CACHE_NAME).exists():
-        raise RunError(f"{out}: folder is not empty and holds no person_cluster run; choose another OUT")
 
 
 def extract(inputs: list[str], out: str | Path, config: Config, overwrite: bool = False,
             progress: bool = True) -> ExtractionSummary:
     """Sample, detect and embed every input into OUT's feature cache (resuming a run with the same settings)."""
     out = Path(out)
+    check_out(out, overwrite)
     items, skipped = discover_inputs(inputs, config.sampling)
     if not items:  # before OUT is created or any model loaded
         raise RunError(_no_usable_input([(s.source, s.reason) for s in skipped]))
