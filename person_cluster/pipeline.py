@@ -225,8 +225,8 @@ class Extractor:
         """Threads for one commit's CNNs: ``runtime.torch_threads``, or by default one while the workers are the
         bottleneck (still detecting, and since the last commit the main process waited on them longer than that
         commit took) and one per worker otherwise. While every worker detects, a second torch thread only takes
-        turns with them on the same cores: warm Norton extraction on 2 cores, 4.3 s against 4.7 s with two
-        threads, and ~0.5 s less CPU in the main process. On a folder of photos with a face each, the CNNs are the
+        turns with them on the same cores: warm Norton extraction on 2 cores, 4.09 s against 4.55 s with two
+        threads (medians of 7), and ~0.5 s less CPU in the main process. On a folder of photos with a face each, the CNNs are the
         bottleneck and get every core."""
         rt = self.config.runtime
         if rt.torch_threads:
@@ -370,7 +370,7 @@ class Extractor:
         if cfg.face.backend == "torch" or cloth_embedder is not None:
             import torch
 
-            torch.set_num_threads(self._torch_threads(workers_bound))  # per thread: set in the one that runs them
+            torch.set_num_threads(self._torch_threads(workers_bound))  # in the thread that runs them
         frames = [(ev.frame, results) for ev, results in batch if ev.kind == "frame"]
         boxes: list[list[tuple[Box, Box | None]]] = []  # per frame, per face: (clipped box, clothing region)
         crops: list[np.ndarray] = []
