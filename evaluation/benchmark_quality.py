@@ -130,7 +130,7 @@ def main() -> None:
     extract_once([str(NORTON)], Path(args.norton_out), norton_config)
     rows = evaluate("LFW", Path(args.lfw_out), "folders", config)
     rows += evaluate("Norton (every 6th frame)", Path(args.norton_out), str(NORTON_TRUTH), norton_config)
-    commit = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"], capture_output=True,
+    commit = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"], check=False, capture_output=True,
                             text=True).stdout.strip()
     head = ["dataset", "method", *COLUMNS, "seconds"]
     lines = [(f"Measured {date.today().isoformat()} at commit {commit} on {platform.machine()}, "

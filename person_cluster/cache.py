@@ -66,7 +66,7 @@ class FeatureCache:
     def close(self) -> None:
         self.db.close()
 
-    def __enter__(self) -> FeatureCache:
+    def __enter__(self) -> FeatureCache:  # noqa: PYI034 (typing.Self needs Python 3.11)
         return self
 
     def __exit__(self, *exc: object) -> None:

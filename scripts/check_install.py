@@ -14,7 +14,7 @@ def main() -> int:
     for module in ("cv2", "dlib", "torch", "torchvision", "scenedetect", "av", "sklearn", "scipy", "yaml", "tqdm", "faiss"):
         try:
             __import__(module)
-        except Exception as exc:  # report every broken import, not just the first
+        except Exception as exc:  # noqa: BLE001 (report every broken import, not just the first)
             problems.append(f"import {module} failed: {exc}")
     try:
         from person_cluster.embedding.clothing import resolve_weights
@@ -23,7 +23,7 @@ def main() -> int:
         for name in DLIB_MODELS:
             dlib_model_path(name)
         resolve_weights("mobilenet_v2", None)
-    except Exception as exc:
+    except Exception as exc:  # noqa: BLE001 (a missing model file is reported, not raised)
         problems.append(str(exc))
     for p in problems:
         print(f"setup check: {p}", file=sys.stderr)

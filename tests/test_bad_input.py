@@ -26,7 +26,7 @@ PY = [sys.executable, "-m", "person_cluster"]
 
 
 def cli(*args: str, timeout: float = 600) -> subprocess.CompletedProcess:
-    return subprocess.run([*PY, *args], capture_output=True, text=True, timeout=timeout)
+    return subprocess.run([*PY, *args], check=False, capture_output=True, text=True, timeout=timeout)
 
 
 def huge_png(path: Path, side: int = 30_000) -> Path:

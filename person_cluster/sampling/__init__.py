@@ -6,7 +6,8 @@ skipped-input reasons; ``iter_frames`` yields the sampled :class:`Frame` records
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Set
+from collections.abc import Iterator
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass
 
 from ..config import SamplingConfig
@@ -43,7 +44,7 @@ def plan_frames(item: InputItem, config: SamplingConfig) -> FramePlan:
     return FramePlan(info, list(indices))
 
 
-def read_planned_frames(item: InputItem, plan: FramePlan, skip: Set[int | None] = frozenset()) -> Iterator[Frame]:
+def read_planned_frames(item: InputItem, plan: FramePlan, skip: AbstractSet[int | None] = frozenset()) -> Iterator[Frame]:
     """Yield the planned frames except those in ``skip`` (already in the cache)."""
     if plan.info is None:
         if None not in skip:

@@ -127,7 +127,7 @@ def sample_indices(info: VideoInfo, config: SamplingConfig) -> list[int]:
         t = config.skip_sec + k * config.capture_interval_sec
         if t >= end_s:
             break
-        idx = int(round(t * info.fps))
+        idx = round(t * info.fps)
         if idx < info.frame_count and (not indices or idx > indices[-1]):
             indices.append(idx)
         k += 1
@@ -140,7 +140,7 @@ def scene_indices(path: str, info: VideoInfo, config: SamplingConfig) -> list[in
 
     detector = ContentDetector(
         threshold=config.scene_threshold,
-        min_scene_len=max(1, int(round(config.min_scene_len_sec * info.fps))),
+        min_scene_len=max(1, round(config.min_scene_len_sec * info.fps)),
     )
     try:
         scenes = detect(
@@ -150,7 +150,7 @@ def scene_indices(path: str, info: VideoInfo, config: SamplingConfig) -> list[in
             end_time=config.stop_sec,
             start_in_scene=True,  # a video without cuts is one scene, not none
         )
-    except Exception as exc:  # scenedetect raises several types for unreadable streams
+    except Exception as exc:  # noqa: BLE001 (scenedetect raises several types for unreadable streams)
         raise VideoError(f"scene detection failed: {exc}") from None
     fractions = (0.5,) if config.frames_per_scene == 1 else (1 / 3, 2 / 3)
     indices: set[int] = set()
