@@ -203,7 +203,9 @@ class OutputConfig:
 class RuntimeConfig:
     workers: int = 0  # processes for detection + face descriptors; 0 = one per CPU core
     queue_frames: int = 8  # frames in flight per worker; bounds memory on long videos
-    torch_threads: int = 0  # face and clothing CNN threads in the main process; 0 = the cores the workers leave idle
+    # Face + clothing CNN threads in the main process; 0 = one while the workers are the bottleneck, else one per
+    # worker (Extractor._torch_threads).
+    torch_threads: int = 0
 
     def validate(self) -> None:
         _require(self.workers >= 0, "runtime.workers", "must be >= 0 (0 = all cores)")

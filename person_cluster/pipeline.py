@@ -226,8 +226,8 @@ class Extractor:
         bottleneck (still detecting, and since the last commit the main process waited on them longer than that
         commit took) and one per worker otherwise. While every worker detects, a second torch thread only takes
         turns with them on the same cores: warm Norton extraction on 2 cores, 4.09 s against 4.55 s with two
-        threads (medians of 7), and ~0.5 s less CPU in the main process. On a folder of photos with a face each, the CNNs are the
-        bottleneck and get every core."""
+        threads (medians of 7), and ~0.5 s less CPU in the main process. On a folder of photos with a face each,
+        the CNNs are the bottleneck and get every core."""
         rt = self.config.runtime
         if rt.torch_threads:
             return rt.torch_threads
@@ -378,7 +378,8 @@ class Extractor:
             per_frame = []
             for det, _ in results:
                 bbox = det.box.clip(frame.width, frame.height)
-                region = cloth_region(bbox, frame.width, frame.height, cfg.cloth) if cloth_embedder is not None else None
+                region = (cloth_region(bbox, frame.width, frame.height, cfg.cloth)
+                          if cloth_embedder is not None else None)
                 if region is not None:
                     crops.append(_cut(frame.image, region))
                 per_frame.append((bbox, region))

@@ -11,7 +11,8 @@ def main() -> int:
     opencv = [d for d in ("opencv-python", "opencv-python-headless", "opencv-contrib-python") if _installed(d)]
     if len(opencv) != 1:
         problems.append(f"exactly one OpenCV distribution must be installed, found {opencv or 'none'}")
-    for module in ("cv2", "dlib", "torch", "torchvision", "scenedetect", "av", "sklearn", "scipy", "yaml", "tqdm", "faiss"):
+    modules = ("cv2", "dlib", "torch", "torchvision", "scenedetect", "av", "sklearn", "scipy", "yaml", "tqdm", "faiss")
+    for module in modules:
         try:
             __import__(module)
         except Exception as exc:  # noqa: BLE001 (report every broken import, not just the first)

@@ -62,8 +62,8 @@ def test_api_starts_without_clustering_imports(tmp_path):
     """`run` starts its workers right after `import api`: scikit-learn and scipy (~2 s) must not be imported by
     then, neither by the api nor by the CLI's own imports (it stops here at discovery, as nothing is usable); the
     extractor imports them in the background once its models are loaded."""
-    code = ("import sys; from person_cluster import cli; assert cli.main(['run', 'no-such.mp4', '-o', 'o', '-q']) == 2; "
-            "print(sorted(m for m in ('sklearn', 'scipy', 'torch') "
+    code = ("import sys; from person_cluster import cli; "
+            "assert cli.main(['run', 'no-such.mp4', '-o', 'o', '-q']) == 2; print(sorted(m for m in ('sklearn', 'scipy', 'torch') "
             "if m in sys.modules)); from person_cluster import api; from person_cluster.config import Config; "
             "x = api.Extractor(Config().with_overrides({'runtime.workers': 1}), False, api.CLUSTERING_MODULES); "
             "x._models(); x._loader.join(); x.close(); print('sklearn' in sys.modules and 'scipy' in sys.modules)")

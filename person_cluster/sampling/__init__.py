@@ -44,7 +44,8 @@ def plan_frames(item: InputItem, config: SamplingConfig) -> FramePlan:
     return FramePlan(info, list(indices))
 
 
-def read_planned_frames(item: InputItem, plan: FramePlan, skip: AbstractSet[int | None] = frozenset()) -> Iterator[Frame]:
+def read_planned_frames(item: InputItem, plan: FramePlan,
+                        skip: AbstractSet[int | None] = frozenset()) -> Iterator[Frame]:
     """Yield the planned frames except those in ``skip`` (already in the cache)."""
     if plan.info is None:
         if None not in skip:

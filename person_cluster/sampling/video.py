@@ -63,7 +63,9 @@ def _open(path: str) -> av.container.InputContainer:
         container = av.open(path, metadata_errors="ignore")
     except (av.FFmpegError, OSError, ValueError):
         if _mp4_index_missing(path):
-            raise VideoError("video was cut short before its index (moov atom) was written; no frame can be located") from None
+            raise VideoError(
+                "video was cut short before its index (moov atom) was written; no frame can be located"
+            ) from None
         raise VideoError("not a readable video (unknown format or corrupt)") from None
     if not container.streams.video:
         container.close()
