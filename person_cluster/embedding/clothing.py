@@ -9,17 +9,17 @@ error that says what to put where; random weights are never used.
 
 from __future__ import annotations
 
-import hashlib
 import importlib.util
 import logging
 import re
 from pathlib import Path
+from typing import Any
 
 import cv2
 import numpy as np
 
 from ..config import ClothConfig
-from ..models import ModelError
+from ..models import ModelError, sha256_of
 from ..records import Box
 
 log = logging.getLogger(__name__)
@@ -47,24 +47,28 @@ def cloth_region(face: Box, frame_w: int, frame_h: int, config: ClothConfig) -> 
     return clipped
 
 
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
+# Weights files torchvision knows for a backbone, in torchvision's order, for backbones built without importing
+# torchvision (see mobilenet.py); tests/test_clothing.py checks this against torchvision.
+KNOWN_WEIGHTS = {"mobilenet_v2": {"mobilenet_v2-b0353104.pth": "IMAGENET1K_V1",
+                                  "mobilenet_v2-7ebf99e0.pth": "IMAGENET1K_V2"}}
 
 
-def resolve_weights(backbone: str, weights_file: str | None) -> tuple[Path, str]:
-    """Find and verify the ImageNet checkpoint for ``backbone``; returns (path, torchvision weights name)."""
-    import torch
+def torchvision_weights(backbone: str) -> dict[str, str]:
+    """{checkpoint file name: weights name} that torchvision lists for ``backbone``."""
     import torchvision
 
     try:
         enum = torchvision.models.get_model_weights(backbone)
     except (ValueError, KeyError):
         raise ModelError(f"cloth.backbone: torchvision has no model named {backbone!r}") from None
-    known = {Path(w.url).name: w for w in enum}
+    return {Path(w.url).name: w.name for w in enum}
+
+
+def resolve_weights(backbone: str, weights_file: str | None) -> tuple[Path, str]:
+    """Find and verify the ImageNet checkpoint for ``backbone``; returns (path, torchvision weights name)."""
+    import torch
+
+    known = KNOWN_WEIGHTS.get(backbone) or torchvision_weights(backbone)
     hub_dir = Path(torch.hub.get_dir()) / "checkpoints"
 
     if weights_file:
@@ -88,13 +92,13 @@ def resolve_weights(backbone: str, weights_file: str | None) -> tuple[Path, str]
         if not path.is_file():
             continue
         expected = _HASH_IN_NAME.search(path.name)
-        digest = _sha256(path)
+        digest = sha256_of(path)
         if expected is None or not digest.startswith(expected.group(1)):
             raise ModelError(
                 f"weights file {path} is corrupt or altered: sha256 {digest[:12]}... does not start with "
                 f"{expected.group(1) if expected else '(no hash in name)'}; delete it and put the original there"
             )
-        return path, known[path.name].name
+        return path, known[path.name]
 
     hint = ""
     if backbone == "mobilenet_v2":
@@ -110,24 +114,20 @@ class ClothEmbedder:
 
     def __init__(self, config: ClothConfig) -> None:
         import torch
-        import torchvision
-        from torch.fx.experimental.optimization import fuse
-        from torchvision.models.feature_extraction import create_feature_extractor, get_graph_node_names
+
+        from .mobilenet import STAGE, load_features  # torch: imported in the loader thread, never at import time
 
         path, weights_name = resolve_weights(config.backbone, config.weights_file)
-        model = torchvision.models.get_model(config.backbone, weights=None)
         # weights_only: the checkpoint is unpickled with torch's restricted loader, which cannot run code.
         state = torch.load(path, map_location="cpu", weights_only=True)
-        model.load_state_dict(state)  # strict: a checkpoint for another architecture is an error, not a warning
-        # A stage is a graph node or a module name (the output of its last node), as torchvision accepts.
-        nodes = get_graph_node_names(model)[1]
-        if not any(n == config.stage or n.startswith(config.stage + ".") for n in nodes):
-            modules = sorted({".".join(n.split(".")[:2]) if n.startswith("features") else n.split(".")[0] for n in nodes})
-            raise ModelError(f"cloth.stage: {config.backbone} has no stage {config.stage!r}; try one of {', '.join(modules)}")
-        self.model = create_feature_extractor(model, {config.stage: "feat"}).eval()
-        # Batch norm folded into the preceding convolutions: the same function (to ~1e-6), a third less time.
-        # In place: fuse() on a copy of this traced module sees its layers in training mode and refuses.
-        self.model = fuse(self.model, inplace=True)
+        stage = STAGE.fullmatch(config.stage)
+        if config.backbone == "mobilenet_v2" and stage:  # the default: built without importing torchvision
+            try:
+                self.model = load_features(state, int(stage.group(1)))
+            except ValueError as exc:
+                raise ModelError(f"cloth.stage: {exc}") from None
+        else:
+            self.model = _torchvision_stage(config.backbone, config.stage, state)
         self.model = self.model.to(memory_format=torch.channels_last)  # faster convolutions on CPU
         self.input_size = config.input_size
         self.batch_size = config.batch_size
@@ -140,8 +140,7 @@ class ClothEmbedder:
         import torch
 
         x = torch.from_numpy(batch).permute(0, 3, 1, 2).contiguous(memory_format=torch.channels_last)
-        feat = self.model(x)["feat"]
-        return feat.mean(dim=(2, 3)).numpy().astype(np.float32)  # global average pooling
+        return self.model(x).mean(dim=(2, 3)).numpy().astype(np.float32)  # global average pooling
 
     def __call__(self, crops: list[np.ndarray]) -> np.ndarray:
         import torch
@@ -158,3 +157,33 @@ class ClothEmbedder:
                 out.append(self._forward(batch))
         return np.concatenate(out)
 
+
+def _torchvision_stage(backbone: str, stage: str, state: dict) -> Any:
+    """Any torchvision classification model cut at a graph node by torch.fx, batch norm folded; returns a module
+    whose output is the stage's feature map."""
+    import torch
+    import torchvision
+    from torch.fx.experimental.optimization import fuse
+    from torchvision.models.feature_extraction import create_feature_extractor, get_graph_node_names
+
+    model = torchvision.models.get_model(backbone, weights=None)
+    model.load_state_dict(state)  # strict: a checkpoint for another architecture is an error, not a warning
+    # A stage is a graph node or a module name (the output of its last node), as torchvision accepts.
+    nodes = get_graph_node_names(model)[1]
+    if not any(n == stage or n.startswith(stage + ".") for n in nodes):
+        modules = sorted({".".join(n.split(".")[:2]) if n.startswith("features") else n.split(".")[0] for n in nodes})
+        raise ModelError(f"cloth.stage: {backbone} has no stage {stage!r}; try one of {', '.join(modules)}")
+    traced = create_feature_extractor(model, {stage: "feat"}).eval()
+    # Batch norm folded into the preceding convolutions: the same function (to ~1e-6), a third less time.
+    # In place: fuse() on a copy of this traced module sees its layers in training mode and refuses.
+    traced = fuse(traced, inplace=True)
+
+    class Stage(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.traced = traced
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return self.traced(x)["feat"]
+
+    return Stage()
