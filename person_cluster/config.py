@@ -57,19 +57,21 @@ class SamplingConfig:
 
 @dataclass
 class DetectionConfig:
-    model: str = "hog"  # "hog" (dlib HOG, CPU friendly) or "cnn" (dlib MMOD CNN: better recall, ~50x slower)
-    upsample: int = 1  # dlib upsampling passes: 1 finds faces down to ~40 px, 0 only from ~80 px
-    max_side: int = 1280  # frames are downscaled to this longer side for detection; boxes stay in original px
-    min_face_size: int = 40  # shorter box side in original pixels; smaller faces are dropped
-    score_threshold: float = 0.0  # dlib adjust_threshold: raise to drop weak detections
+    model: str = "centerface"  # a name in person_cluster.detection.DETECTORS: centerface | hog | cnn
+    max_side: int | None = None  # detect on frames downscaled to this longer side; null: the model's default
+    min_face_size: int = 20  # shorter side of the box's part inside the frame, original pixels; smaller: dropped
+    score_threshold: float | None = None  # null: the model's default (centerface 0.5; hog/cnn dlib's 0.0)
+    upsample: int = 1  # hog/cnn: dlib upsampling passes: 1 finds faces down to ~40 px, 0 only from ~80 px
     upsample_with: str = "opencv"  # hog: "opencv" doubles the frame with OpenCV (faster), "dlib" with pyramid_up
     grayscale: bool = False  # hog: scan the luma image (a third faster; see README for its recall)
 
     def validate(self) -> None:
-        _require(self.model in ("hog", "cnn"), "detection.model", "must be 'hog' or 'cnn'")
+        from .detection import DETECTORS
+
+        _require(self.model in DETECTORS, "detection.model", f"must be one of {', '.join(DETECTORS)}")
         _require(self.upsample_with in ("opencv", "dlib"), "detection.upsample_with", "must be 'opencv' or 'dlib'")
         _require(0 <= self.upsample <= 3, "detection.upsample", "must be 0..3")
-        _require(self.max_side >= 64, "detection.max_side", "must be >= 64")
+        _require(self.max_side is None or self.max_side >= 64, "detection.max_side", "must be null or >= 64")
         _require(self.min_face_size >= 1, "detection.min_face_size", "must be >= 1")
 
 
@@ -294,6 +296,8 @@ def _build_section(factory: Any, name: str, values: Mapping[str, Any]) -> Any:
 # Keys that may be null, with the type of their non-null values.
 _NULLABLE: dict[str, type] = {
     "sampling.stop_sec": float,
+    "detection.max_side": int,
+    "detection.score_threshold": float,
     "cloth.weights_file": str,
     "postprocess.merge_face_threshold": float,
     "postprocess.merge_cloth_threshold": float,

@@ -43,6 +43,10 @@ class Box:
     def as_list(self) -> list[int]:
         return [self.left, self.top, self.right, self.bottom]
 
+    def cut(self, image: np.ndarray) -> np.ndarray:
+        """The pixels of ``image`` inside this box (a view; the box must be clipped to the image)."""
+        return image[self.top : self.bottom, self.left : self.right]
+
 
 @dataclass(frozen=True)
 class InputItem:
@@ -80,6 +84,32 @@ class Frame:
 class Detection:
     box: Box  # original pixel coordinates, not clipped to the frame (landmarks use the full box)
     score: float
+    # The detector's own five points (x, y) where it has them: eyes, nose tip, mouth corners (CenterFace order).
+    landmarks: tuple[tuple[float, float], ...] | None = None
+
+    def scaled(self, factor: float) -> Detection:
+        """The same detection in a frame ``factor`` times larger."""
+        box = Box(*(round(v * factor) for v in self.box.as_list()))
+        points = None if self.landmarks is None else tuple((x * factor, y * factor) for x, y in self.landmarks)
+        return Detection(box, self.score, points)
+
+
+@dataclass
+class FaceCandidate:
+    """One detected face on its way from a worker (detection, aligned chip) through embedding (the features) to
+    the cache (:meth:`record`)."""
+
+    detection: Detection
+    bbox: Box  # the detection's box clipped to the frame
+    chip: np.ndarray  # dlib's aligned 150x150 RGB chip, the face descriptor's input
+    cloth_region: Box | None = None  # set at embedding; None: no usable clothing region
+    face_embedding: np.ndarray | None = None
+    cloth_embedding: np.ndarray | None = None
+
+    def record(self, frame: Frame, face_jpg: bytes, body_jpg: bytes | None) -> FaceRecord:
+        assert self.face_embedding is not None, "embed the face first"
+        return FaceRecord(frame.source, frame.index, frame.time_s, self.bbox, self.detection.score,
+                          self.face_embedding, self.cloth_embedding, face_jpg, body_jpg)
 
 
 @dataclass

@@ -11,19 +11,22 @@ def main() -> int:
     opencv = [d for d in ("opencv-python", "opencv-python-headless", "opencv-contrib-python") if _installed(d)]
     if len(opencv) != 1:
         problems.append(f"exactly one OpenCV distribution must be installed, found {opencv or 'none'}")
-    modules = ("cv2", "dlib", "torch", "torchvision", "scenedetect", "av", "sklearn", "scipy", "yaml", "tqdm", "faiss")
+    modules = ("cv2", "dlib", "torch", "torchvision", "scenedetect", "av", "sklearn", "scipy", "yaml", "tqdm", "faiss",
+               "onnxruntime", "onnx")
     for module in modules:
         try:
             __import__(module)
         except Exception as exc:  # noqa: BLE001 (report every broken import, not just the first)
             problems.append(f"import {module} failed: {exc}")
     try:
+        from person_cluster.detection.centerface import model_path
         from person_cluster.embedding.clothing import resolve_weights
         from person_cluster.models import DLIB_MODELS, dlib_model_path
 
         for name in DLIB_MODELS:
             dlib_model_path(name)
         resolve_weights("mobilenet_v2", None)
+        model_path()
     except Exception as exc:  # noqa: BLE001 (a missing model file is reported, not raised)
         problems.append(str(exc))
     for p in problems:

@@ -1,4 +1,4 @@
-"""dlib's HOG + linear SVM frontal face detector: no model file, fast on CPU, frontal faces >= ~80 px / 2^upsample.
+"""dlib's HOG + linear SVM frontal face detector: no model file, frontal faces >= ~80 px / 2^upsample.
 
 Two speed options, both measured against the Norton truth (README, section "Speed"):
 - ``upsample_with: opencv`` doubles the frame with OpenCV's bilinear resize and scans it without dlib's own
@@ -12,27 +12,32 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
+from ..config import DetectionConfig
 from ..models import frontal_face_detector
-from ..records import Box
+from ..records import Box, Detection
+from .base import Detector
 
 
-class HogBackend:
-    def __init__(self, upsample: int, threshold: float, upsample_with: str = "opencv", grayscale: bool = False) -> None:
+class HogDetector(Detector):
+    default_max_side = 1280
+    default_score_threshold = 0.0  # dlib's adjust_threshold
+
+    def __init__(self, config: DetectionConfig) -> None:
+        super().__init__(config)
         self.detector = frontal_face_detector()
-        self.upsample = upsample
-        self.threshold = threshold
-        self.opencv_upsample = upsample_with == "opencv"
-        self.grayscale = grayscale
+        self.upsample = config.upsample
+        self.opencv_upsample = config.upsample_with == "opencv"
+        self.grayscale = config.grayscale
 
-    def detect(self, rgb: np.ndarray) -> list[tuple[Box, float]]:
+    def detect(self, rgb: np.ndarray) -> list[Detection]:
         img = cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY) if self.grayscale else rgb
         factor, dlib_upsample = 1, self.upsample
         if self.opencv_upsample and self.upsample:
             factor, dlib_upsample = 2**self.upsample, 0
             img = cv2.resize(img, None, fx=factor, fy=factor, interpolation=cv2.INTER_LINEAR)
-        rects, scores, _ = self.detector.run(img, dlib_upsample, self.threshold)
+        rects, scores, _ = self.detector.run(img, dlib_upsample, self.score_threshold)
         return [
-            (Box(round(r.left() / factor), round(r.top() / factor), round((r.right() + 1) / factor),
-                 round((r.bottom() + 1) / factor)), s)
+            Detection(Box(round(r.left() / factor), round(r.top() / factor), round((r.right() + 1) / factor),
+                          round((r.bottom() + 1) / factor)), float(s))
             for r, s in zip(rects, scores)
         ]
