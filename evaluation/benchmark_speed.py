@@ -1,31 +1,29 @@
-"""End-to-end speed on every shared video: this project against a faithful reference of seed 000's pipeline on
-the same frames with identical detector settings, and against itself with ``workers: 1``, in one run.
+"""End-to-end speed, cold, as a user runs it: ``person-cluster run VIDEO`` with the default config in a fresh
+process, against a faithful reference of seed 000's serial pipeline on the same file, alternating, in one run.
 
-    python evaluation/benchmark_speed.py [--videos DIR] [--only NAME] [--repeat N]
+    python evaluation/benchmark_speed.py [--videos DIR] [--only NAME ...] [--repeat N] [--no-long]
 
-Reference (seed 000): a serial per-frame loop over the frames ours samples (every 1 s, read as seed 000 reads them:
-OpenCV ``grab()`` on every frame, ``retrieve()`` on sampled ones; ours reads the same frames with PyAV),
-each resized to at most 700x500, dlib HOG (``detector(rgb, upsample)``), ``compute_face_descriptor`` per face
-(5-point landmarks), then DBSCAN eps 0.5. Its models are loaded before its clock starts.
+Videos: every shared clip, plus a 10-minute 1280x720 video built from them (evaluation/long_video.py; built once
+into evaluation/work/).
 
-Ours, measured the same way: the default config with ``detection.max_side`` set so that detection runs on a
-frame of exactly the reference's size (identical detector: dlib HOG, same upsampling, threshold and scale); its
-models are loaded and its workers started before the clock starts (``Extractor``, reusable across runs); the
-clock covers decoding, detection, alignment, face and clothing features, crops and the SQLite cache, then
-clustering and post-processing. ``workers=1`` is the same with one process. ``cli`` is a cold
-``person-cluster run`` with the plain default config in a fresh process (start-up, torch import and all outputs
-counted), with its peak RSS (largest process, from wait4).
+Reference (seed 000): a serial per-frame loop over one frame per second, read as seed 000 reads them (OpenCV
+``grab()`` on every frame, ``retrieve()`` on sampled ones), each resized to at most 700x500, dlib HOG (upsample 1),
+5-point landmarks and ``compute_face_descriptor`` per face, then DBSCAN eps 0.5. Its models are loaded once in
+this process before its clock starts (in its favour: ours is timed from process start).
 
-Medians over ``--repeat`` runs. The last line is ``ratio=R ours_s=S ref_s=S`` (R = total reference seconds /
-total ours seconds, both summed over the videos).
+Ours: ``python -m person_cluster run VIDEO -o TMP`` (default config, every output written), wall time from
+process start to exit, peak RSS (largest process, from wait4), and its own log of where the time went (extraction:
+waiting on detection, CNNs, storing; clustering and outputs; the rest is start-up). "decode floor": the same
+file's sampled frames decoded alone by our reader (PyAV, threads, unsampled non-reference frames skipped).
+
+Medians over ``--repeat`` runs; the last line is ``ratio_long=R ratio_norton=R`` (reference seconds / ours).
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import resource
+import re
 import statistics
 import subprocess
 import sys
@@ -39,17 +37,20 @@ import dlib
 import numpy as np
 from scipy.spatial.distance import pdist
 
-from person_cluster.api import cluster_table
-from person_cluster.cache import FeatureCache
 from person_cluster.clustering import DBSCANClustering, DenseDistances
 from person_cluster.config import Config
 from person_cluster.models import dlib_model_path
-from person_cluster.pipeline import Extractor
 from person_cluster.records import InputItem
-from person_cluster.sampling import plan_frames, probe_video
+from person_cluster.sampling import plan_frames, read_planned_frames
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import long_video
 
 ROOT = Path(__file__).resolve().parents[1]
 VIDEOS = ROOT.parent / "shared" / "testdata" / "videos"
+_SECONDS = re.compile(r"seconds: extraction ([\d.]+) \(main thread: waiting on detection ([\d.]+), CNNs ([\d.]+), "
+                      r"storing ([\d.]+)\), clustering and outputs ([\d.]+)")
+_SUMMARY = re.compile(r"(\d+) faces in (\d+) frames")
 
 
 def seed_scale(width: int, height: int) -> float:
@@ -57,24 +58,23 @@ def seed_scale(width: int, height: int) -> float:
 
 
 class Seed000:
-    """Seed 000's per-frame loop, with the project's detector settings (model files loaded once, untimed)."""
+    """Seed 000's per-frame loop (model files loaded once, untimed)."""
 
-    def __init__(self, upsample: int) -> None:
+    def __init__(self) -> None:
         self.detector = dlib.get_frontal_face_detector()
         self.shape = dlib.shape_predictor(dlib_model_path("landmarks5"))
         self.net = dlib.face_recognition_model_v1(dlib_model_path("descriptor"))
-        self.upsample = upsample
 
-    def __call__(self, video: Path, config: Config) -> tuple[float, int, int]:
+    def __call__(self, video: Path) -> tuple[float, int, int]:
         started = time.perf_counter()
         item = InputItem(str(video), "video")
         descriptors, frames = [], 0
-        for img in opencv_frames(video, plan_frames(item, config.sampling).indices):
+        for img in opencv_frames(video, plan_frames(item, Config().sampling).indices):
             scale = seed_scale(img.shape[1], img.shape[0])
             if scale < 1:
                 img = cv2.resize(img, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
             rgb = cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
-            for rect in self.detector(rgb, self.upsample):
+            for rect in self.detector(rgb, 1):
                 descriptors.append(np.array(self.net.compute_face_descriptor(rgb, self.shape(rgb, rect))))
             frames += 1
         if len(descriptors) > 1:
@@ -95,83 +95,71 @@ def opencv_frames(video: Path, indices: list[int]) -> Iterator[np.ndarray]:
         cap.release()
 
 
-def run_ours(extractor: Extractor, video: Path) -> tuple[float, float, int, int]:
-    """(seconds, extraction seconds, frames, faces) with a warm extractor; clustering included in seconds."""
-    with tempfile.TemporaryDirectory() as tmp, FeatureCache(Path(tmp) / "features.sqlite") as cache:
-        started = time.perf_counter()
-        summary = extractor.run([(0, InputItem(str(video), "video"))], cache)
-        table = cache.load_table()
-        if len(table):
-            cluster_table(table, extractor.config)
-        return time.perf_counter() - started, summary.seconds, summary.frames, summary.faces
+def decode_floor(video: Path) -> float:
+    item = InputItem(str(video), "video")
+    started = time.perf_counter()
+    for _ in read_planned_frames(item, plan_frames(item, Config().sampling)):
+        pass
+    return time.perf_counter() - started
 
 
-def run_cli(video: Path) -> tuple[float, float]:
-    """Wall seconds and peak RSS (GB) of a cold ``person-cluster run`` with the default config."""
+def run_cli(video: Path) -> dict[str, float]:
+    """A cold ``person-cluster run`` with the default config: wall seconds, peak RSS (GB), its logged phases."""
     with tempfile.TemporaryDirectory() as tmp:
-        cmd = [sys.executable, "-m", "person_cluster", "run", str(video), "-o", tmp, "-q"]
+        cmd = [sys.executable, "-m", "person_cluster", "run", str(video), "-o", tmp]
+        env = {**os.environ, "TQDM_DISABLE": "1"}
         started = time.perf_counter()
-        proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
         _, status, usage = os.wait4(proc.pid, 0)
         wall = time.perf_counter() - started
-        if os.waitstatus_to_exitcode(status) != 0:
-            raise SystemExit(f"person-cluster failed on {video}: {proc.stderr.read().decode()}")
-        json.loads((Path(tmp) / "manifest.json").read_text())  # a complete run writes its manifest last
-    return wall, usage.ru_maxrss / 1024**2
+        out, err = proc.stdout.read().decode(), proc.stderr.read().decode()
+        if os.waitstatus_to_exitcode(status) != 0 or not (Path(tmp) / "manifest.json").is_file():
+            raise SystemExit(f"person-cluster failed on {video}: {err}")
+    phases = _SECONDS.search(err)
+    faces, frames = _SUMMARY.search(out).groups() if _SUMMARY.search(out) else ("0", "0")
+    keys = ("extract", "wait", "cnn", "store", "cluster_outputs")
+    row = {"wall": wall, "rss_gb": usage.ru_maxrss / 1024**2, "faces": int(faces), "frames": int(frames)}
+    row.update({k: float(v) for k, v in zip(keys, phases.groups())} if phases else dict.fromkeys(keys, 0.0))
+    row["startup"] = wall - row["extract"] - row["cluster_outputs"]
+    return row
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--videos", default=str(VIDEOS))
-    ap.add_argument("--only", help="one video file name")
+    ap.add_argument("--only", nargs="*", help="video file names")
     ap.add_argument("--repeat", type=int, default=3, help="runs per measurement; medians are reported")
+    ap.add_argument("--no-long", action="store_true", help="leave out the 10-minute video")
     args = ap.parse_args()
-    base = Config()
-    ref = Seed000(base.detection.upsample)
     videos = sorted(Path(args.videos).glob("*.mp4"))
+    if not args.no_long:
+        videos.append(long_video.build())
     if args.only:
-        videos = [v for v in videos if v.name == args.only]
-    n_cores = len(os.sched_getaffinity(0))
-    print(f"# {n_cores} cores; ours = default config (workers {base.runtime.resolved_workers()}, face.backend "
-          f"{base.face.backend}, hog upsample {base.detection.upsample} via {base.detection.upsample_with}) at the "
-          f"reference's detection size; medians of {args.repeat}")
-    print("| video | detect px | frames | faces | ours s | frames/s | faces/s | extract s | workers=1 extract s | "
-          "workers speed-up | ref faces | ref s | ratio ref/ours | cli s (default) | cli peak RSS GB |")
-    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
-    total_ours = total_ref = 0.0
-    ratios, speedups = [], []
+        videos = [v for v in videos if v.name in args.only]
+    ref = Seed000()
+    c = Config()
+    print(f"# {len(os.sched_getaffinity(0))} cores; ours: cold `person-cluster run` with the default config "
+          f"(detector {c.detection.model}, workers {c.runtime.resolved_workers()}); medians of {args.repeat}, "
+          "alternating with the reference")
+    cols = ["video", "frames", "faces", "ours s", "ref s", "ratio ref/ours", "ref faces", "decode floor s",
+            "start-up s", "extraction s", "(wait on detection", "CNNs", "storing)", "clustering + outputs s",
+            "peak RSS GB"]
+    print("| " + " | ".join(cols) + " |\n|" + "---|" * len(cols), flush=True)
+    ratios = {}
     for video in videos:
-        info = probe_video(str(video))
-        s = seed_scale(info.width, info.height)
-        long_side = max(round(info.width * s), round(info.height * s))
-        config = base.with_overrides({"detection.max_side": long_side})
-        one = config.with_overrides({"runtime.workers": 1, "runtime.torch_threads": 1})
-        with Extractor(config, progress=False) as ours_x, Extractor(one, progress=False) as one_x:
-            ours_x.start_workers(wait=True)
-            one_x.start_workers(wait=True)
-            ours, ones, refs, clis = [], [], [], []
-            for _ in range(args.repeat):  # interleaved, so that a noisy minute hits every variant alike
-                refs.append(ref(video, config))
-                ours.append(run_ours(ours_x, video))
-                ones.append(run_ours(one_x, video))
-                clis.append(run_cli(video))
-        wall = statistics.median(o[0] for o in ours)
-        extract = statistics.median(o[1] for o in ours)
-        extract1 = statistics.median(o[1] for o in ones)
+        ours, refs, floors = [], [], []
+        for _ in range(args.repeat):
+            refs.append(ref(video))
+            ours.append(run_cli(video))
+            floors.append(decode_floor(video))
+        med = {k: statistics.median(o[k] for o in ours) for k in ours[0]}
         ref_s = statistics.median(r[0] for r in refs)
-        cli_s = statistics.median(c[0] for c in clis)
-        frames, faces = ours[0][2], ours[0][3]
-        total_ours += wall
-        total_ref += ref_s
-        ratios.append(ref_s / wall)
-        speedups.append(extract1 / extract)
-        print(f"| {video.name} | {long_side} | {frames} | {faces} | {wall:.2f} | {frames / wall:.2f} | "
-              f"{faces / wall:.2f} | {extract:.2f} | {extract1:.2f} | {extract1 / extract:.2f} | {refs[0][2]} | "
-              f"{ref_s:.2f} | {ref_s / wall:.2f} | {cli_s:.2f} | {max(c[1] for c in clis):.2f} |", flush=True)
-    peak_self = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024**2
-    print(f"# this process (reference + warm extractors) peak RSS {peak_self:.2f} GB; "
-          f"lowest ratio {min(ratios):.2f}, lowest workers speed-up {min(speedups):.2f}")
-    print(f"ratio={total_ref / total_ours:.2f} ours_s={total_ours:.2f} ref_s={total_ref:.2f}")
+        ratios[video.name] = ref_s / med["wall"]
+        print(f"| {video.name} | {ours[0]['frames']} | {ours[0]['faces']} | {med['wall']:.2f} | {ref_s:.2f} | "
+              f"{ref_s / med['wall']:.2f} | {refs[0][2]} | {statistics.median(floors):.2f} | {med['startup']:.2f} | "
+              f"{med['extract']:.2f} | {med['wait']:.2f} | {med['cnn']:.2f} | {med['store']:.2f} | "
+              f"{med['cluster_outputs']:.2f} | {max(o['rss_gb'] for o in ours):.2f} |", flush=True)
+    print(" ".join(f"ratio[{k}]={v:.2f}" for k, v in ratios.items()))
 
 
 if __name__ == "__main__":

@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import os
 import shutil
+import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -18,7 +19,7 @@ import numpy as np
 from .cache import CACHE_NAME, CacheError, FeatureCache
 from .config import EXTRACTION_SECTIONS, Config, ConfigError
 from .layout import REBUILT, SWEEP_DIR
-from .pipeline import ExtractionError, ExtractionSummary, Extractor
+from .pipeline import ExtractionError, ExtractionSummary, Extractor, check_models
 from .records import FaceTable
 from .sampling import discover_inputs
 
@@ -27,7 +28,8 @@ if TYPE_CHECKING:
 
 # Clustering, post-processing and outputs (scikit-learn, scipy: ~2 s to import) are imported where first used, so
 # that `run` starts its workers at once; its extractor imports them in the background (CLUSTERING_MODULES).
-CLUSTERING_MODULES = ("person_cluster.clustering", "person_cluster.postprocess", "person_cluster.outputs")
+CLUSTERING_MODULES = ("person_cluster.clustering", "person_cluster.postprocess", "person_cluster.outputs",
+                      "person_cluster.outputs.plot", "sklearn.manifold")
 
 log = logging.getLogger(__name__)
 
@@ -93,6 +95,7 @@ def extract(inputs: list[str], out: str | Path, config: Config, overwrite: bool 
     items, skipped = discover_inputs(inputs, config.sampling)
     if not items:  # before OUT is created or any model loaded
         raise RunError(_no_usable_input([(s.source, s.reason) for s in skipped]))
+    check_models(config)
     prepare_out(out, overwrite)
     frames_dir = out / "frames" if config.output.save_frames else None
     if frames_dir is not None:
@@ -135,7 +138,12 @@ def run(inputs: list[str], out: str | Path, config: Config, overwrite: bool = Fa
     summary = extract(inputs, out, config, overwrite=overwrite, progress=progress)
     if summary.inputs - len(summary.skipped) == 0:  # every input found failed to decode
         raise RunError(_no_usable_input(summary.skipped))
-    return cluster_out(out, config)
+    started = time.perf_counter()
+    manifest = cluster_out(out, config)
+    log.info("seconds: extraction %.2f (main thread: waiting on detection %.2f, CNNs %.2f, storing %.2f), "
+             "clustering and outputs %.2f", summary.seconds, summary.wait_s, summary.cnn_s, summary.store_s,
+             time.perf_counter() - started)
+    return manifest
 
 
 def _no_usable_input(skipped: list[tuple[str, str]]) -> str:

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import argparse
+import gc
 import json
 import logging
 import sqlite3
 import sys
 import time
+from typing import NoReturn
 
 from . import __version__
 
@@ -126,5 +128,14 @@ def _sweep(args: argparse.Namespace) -> int:
     return 0
 
 
+def console() -> NoReturn:
+    """The ``person-cluster`` command: :func:`main`, then exit. Everything is written and closed by then; the
+    interpreter's final garbage collection over torch's object graph only costs time (0.7 s of a 5.9-s run on the
+    Norton clip), so the objects left are frozen out of it."""
+    code = main()
+    gc.freeze()
+    sys.exit(code)
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    console()

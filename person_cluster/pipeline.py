@@ -23,7 +23,7 @@ import queue
 import threading
 import time
 from collections import deque
-from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures import Future, ProcessPoolExecutor, ThreadPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -34,9 +34,9 @@ import numpy as np
 from tqdm import tqdm
 
 from .cache import FeatureCache
-from .config import Config, DetectionConfig, FaceConfig
+from .config import Config, DetectionConfig, FaceConfig, OutputConfig
 from .embedding.clothing import cloth_region
-from .records import Box, Detection, FaceRecord, Frame, FrameInfo, InputItem
+from .records import FaceCandidate, Frame, FrameInfo, InputItem
 from .sampling import InputError, plan_frames, read_planned_frames
 
 log = logging.getLogger(__name__)
@@ -53,36 +53,56 @@ class FrameAnalyzer:
         self.detect = make_detector(detection)
         self.align = FaceAligner(face.padding)
 
-    def __call__(self, image: np.ndarray) -> list[tuple[Detection, np.ndarray]]:
+    def __call__(self, image: np.ndarray) -> list[FaceCandidate]:
         rgb = cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
         h, w = image.shape[:2]
-        # A box can reach past the frame edge; one with (almost) nothing inside the frame has no usable crop.
-        visible = [d for d in self.detect(rgb) if min((c := d.box.clip(w, h)).width, c.height) >= 2]
-        return [(d, self.align(rgb, d.box)) for d in visible]
+        out = []
+        for det in self.detect(rgb):
+            bbox = det.box.clip(w, h)
+            # A box can reach past the frame edge; one with (almost) nothing inside the frame has no usable crop.
+            if min(bbox.width, bbox.height) >= 2:
+                out.append(FaceCandidate(det, bbox, self.align(rgb, det.box)))
+        return out
 
 
-_worker_analyzer: FrameAnalyzer | None = None
+# One analyzer per worker process, or per worker thread (detectors that release the GIL run in threads).
+_worker = threading.local()
 
 
-def _init_worker(detection: DetectionConfig, face: FaceConfig) -> None:
-    global _worker_analyzer
-    cv2.setNumThreads(1)  # one process per core already; OpenCV's own threads would only compete
-    _worker_analyzer = FrameAnalyzer(detection, face)
+def _init_worker(detection: DetectionConfig, face: FaceConfig, process: bool = True) -> None:
+    if process:
+        cv2.setNumThreads(1)  # one process per core already; OpenCV's own threads would only compete
+    try:
+        _worker.analyzer, _worker.error = FrameAnalyzer(detection, face), None
+    except Exception as exc:  # noqa: BLE001 (a pool would log it with a traceback and break; see below)
+        _worker.analyzer, _worker.error = None, exc
 
 
-def _analyse_in_worker(image: np.ndarray) -> list[tuple[Detection, np.ndarray]]:
-    assert _worker_analyzer is not None
-    return _worker_analyzer(image)
+def _analyse_in_worker(image: np.ndarray) -> list[FaceCandidate]:
+    if _worker.error is not None:  # raised in the caller's thread by the frame's future: one clear error
+        raise _worker.error
+    return _worker.analyzer(image)
 
 
-def _worker_ready() -> int:
+def check_models(config: Config) -> None:
+    """Check the model files the workers load (the detector's, dlib's landmarks and descriptor), so that a missing
+    or altered file stops a run before it writes anything. Cheap: each file is hashed once per process."""
+    from .detection import detector_class
+    from .models import dlib_model_path
+
+    detector_class(config.detection.model).check_model()
+    dlib_model_path("landmarks5")
+    dlib_model_path("descriptor")
+
+
+def _worker_ready() -> tuple[int, int]:
     """Answered once the worker's initializer (imports, models) has run."""
     time.sleep(0.05)  # long enough that the pool hands the next ping to another worker
-    return os.getpid()
+    return os.getpid(), threading.get_ident()
 
 
 class _InlineExecutor:
-    """Runs the analyzer in this process: ``workers: 1`` needs no pool (and no process start-up)."""
+    """Runs the analyzer in the caller's thread: ``workers: 1`` needs no pool (and no process start-up)."""
 
     def __init__(self, detection: DetectionConfig, face: FaceConfig) -> None:
         self.analyzer = FrameAnalyzer(detection, face)
@@ -103,24 +123,46 @@ class ExtractionSummary:
     frames: int = 0
     faces: int = 0
     seconds: float = 0.0  # wall time of Extractor.run (models and workers were ready before it)
+    # Where the main thread spent it: waiting on detection, in the face and clothing CNNs, storing (crops, cache).
+    wait_s: float = 0.0
+    cnn_s: float = 0.0
+    store_s: float = 0.0
     skipped: list[tuple[str, str]] = field(default_factory=list)
 
 
-@dataclass
-class _Event:
-    """What the decode thread hands to the parent, in order."""
+# What the decode thread hands to the parent, in input order.
+@dataclass(frozen=True)
+class InputStarted:
+    position: int
+    item: InputItem
+    planned: int  # frames to be sampled from it
 
-    kind: str  # "start" | "frame" | "end" | "done"
-    item: InputItem | None = None
-    position: int = 0
-    frame: Frame | None = None
-    planned: int = 0
-    error: str | None = None
+
+@dataclass(frozen=True)
+class FrameDecoded:
+    position: int
+    item: InputItem
+    frame: Frame
+
+
+@dataclass(frozen=True)
+class InputEnded:
+    position: int
+    item: InputItem
+    error: str | None = None  # why the input was skipped (frames already decoded from it are kept)
+
+
+@dataclass(frozen=True)
+class DecodingDone:
+    pass
+
+
+Event = InputStarted | FrameDecoded | InputEnded | DecodingDone
 
 
 def _decode(items: list[tuple[int, InputItem]], config: Config, cache_done: dict[str, set[int | None]],
-            out: queue.Queue[_Event], stop: threading.Event) -> None:
-    def put(ev: _Event) -> bool:
+            out: queue.Queue[Event], stop: threading.Event) -> None:
+    def put(ev: Event) -> bool:
         while not stop.is_set():
             try:
                 out.put(ev, timeout=0.2)
@@ -134,37 +176,19 @@ def _decode(items: list[tuple[int, InputItem]], config: Config, cache_done: dict
             try:
                 plan = plan_frames(item, config.sampling)
                 done = cache_done.get(item.source, set())
-                if not put(_Event("start", item, position, planned=len(plan.indices))):
+                if not put(InputStarted(position, item, len(plan.indices))):
                     return
                 for frame in read_planned_frames(item, plan, skip=done):
-                    if not put(_Event("frame", item, position, frame=frame)):
+                    if not put(FrameDecoded(position, item, frame)):
                         return
-                put(_Event("end", item, position))
+                put(InputEnded(position, item))
             except InputError as exc:
-                put(_Event("end", item, position, error=str(exc)))
+                put(InputEnded(position, item, str(exc)))
             except Exception as exc:  # one broken input must not stop the others
                 log.debug("decoding %s failed", item.source, exc_info=True)
-                put(_Event("end", item, position, error=f"unexpected decoding error: {exc}"))
+                put(InputEnded(position, item, f"unexpected decoding error: {exc}"))
     finally:
-        put(_Event("done"))
-
-
-def _encode_jpg(image: np.ndarray, max_side: int, quality: int) -> bytes:
-    h, w = image.shape[:2]
-    s = min(1.0, max_side / max(h, w))
-    if s < 1.0:
-        image = cv2.resize(image, (max(1, round(w * s)), max(1, round(h * s))), interpolation=cv2.INTER_AREA)
-    ok, buf = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, quality])
-    if not ok:
-        raise RuntimeError("JPEG encoding failed")
-    return buf.tobytes()
-
-
-def upper_body_box(face: Box) -> Box:
-    """Head and shoulders down to the chest: 3 face widths wide, half a face above to 2.5 faces below."""
-    cx = (face.left + face.right) / 2
-    return Box(round(cx - 1.5 * face.width), round(face.top - 0.5 * face.height),
-               round(cx + 1.5 * face.width), round(face.bottom + 2.5 * face.height))
+        put(DecodingDone())
 
 
 # Held while a CNN is built and while CNNs run: torch.fx tracing (used to cut the clothing CNN at its stage) patches
@@ -197,6 +221,7 @@ class Extractor:
         self._loader.start()
 
     def _load_models(self, preload: tuple[str, ...]) -> None:
+        started = time.perf_counter()
         try:
             from .embedding.face import FaceEncoder
 
@@ -210,6 +235,7 @@ class Extractor:
             self._load_error = exc
         finally:
             self._loaded.set()
+        log.debug("face and clothing CNNs loaded in %.2f s", time.perf_counter() - started)
         for module in preload:  # only to warm the import; an error shows where the module is really imported
             with contextlib.suppress(Exception):
                 importlib.import_module(module)
@@ -221,17 +247,15 @@ class Extractor:
             raise self._load_error
         return self._face, self._cloth
 
-    def _torch_threads(self, workers_bound: bool) -> int:
-        """Threads for one commit's CNNs: ``runtime.torch_threads``, or by default one while the workers are the
-        bottleneck (still detecting, and since the last commit the main process waited on them longer than that
-        commit took) and one per worker otherwise. While every worker detects, a second torch thread only takes
-        turns with them on the same cores: warm Norton extraction on 2 cores, 4.09 s against 4.55 s with two
-        threads (medians of 7), and ~0.5 s less CPU in the main process. On a folder of photos with a face each,
-        the CNNs are the bottleneck and get every core."""
+    def _torch_threads(self, busy: bool) -> int:
+        """Threads for one commit's CNNs: ``runtime.torch_threads``, or by default one while frames are still being
+        decoded or detected (those keep the other cores busy, and a second torch thread only takes turns with them)
+        and one per worker once the CNNs run alone. Cold run of the 10-minute 720p benchmark video on 2 cores:
+        36.5 s with one thread against 39.9 s with two (user CPU 52 against 61 s)."""
         rt = self.config.runtime
         if rt.torch_threads:
             return rt.torch_threads
-        return 1 if workers_bound else rt.resolved_workers()
+        return 1 if busy else rt.resolved_workers()
 
     @property
     def models_ready(self) -> bool:
@@ -258,11 +282,17 @@ class Extractor:
             self._executor = None
 
     def start_workers(self, wait: bool = False) -> None:
-        """Start the worker processes (if closed); ``wait``: until each has loaded its models."""
+        """Start the workers (if closed); ``wait``: until each has loaded its models. Threads where the detector
+        releases the GIL (no start-up, frames shared), processes otherwise."""
+        from .detection import detector_class
+
         n = self.config.runtime.resolved_workers()
         if self._executor is None:
             if n == 1:
                 self._executor = _InlineExecutor(self.config.detection, self.config.face)
+            elif detector_class(self.config.detection.model).releases_gil:
+                self._executor = ThreadPoolExecutor(n, "detect", _init_worker,
+                                                    (self.config.detection, self.config.face, False))
             else:
                 self._executor = ProcessPoolExecutor(
                     max_workers=n,
@@ -270,11 +300,12 @@ class Extractor:
                     initializer=_init_worker,
                     initargs=(self.config.detection, self.config.face),
                 )
-                # The pool spawns a process per task submitted while none is idle: these pings start them all now.
+            if not isinstance(self._executor, _InlineExecutor):
+                # A pool starts a worker per task submitted while none is idle: these pings start them all now.
                 for _ in range(n):
                     self._executor.submit(_worker_ready)
-        if wait and isinstance(self._executor, ProcessPoolExecutor):
-            seen: set[int] = set()
+        if wait and not isinstance(self._executor, _InlineExecutor):
+            seen: set[tuple[int, int]] = set()
             while len(seen) < n:  # a fast worker may answer two pings of a round
                 seen.update(f.result() for f in [self._executor.submit(_worker_ready) for _ in range(n)])
 
@@ -284,38 +315,20 @@ class Extractor:
         ``settings`` (default: the config's extraction settings) and the clothing model: a cache filled with other
         settings raises :class:`CacheError` and is left unchanged."""
         started = time.perf_counter()
-        summary = ExtractionSummary(inputs=len(items))
         finished = cache.finished_sources()
         todo = [(p, it) for p, it in items if it.source not in finished]
         done_frames = {it.source: cache.frame_indices(it.source) for _, it in todo}
-        n_workers = self.config.runtime.resolved_workers()
-        events: queue.Queue[_Event] = queue.Queue(maxsize=max(2, n_workers * self.config.runtime.queue_frames))
+        max_pending = max(2, self.config.runtime.resolved_workers() * self.config.runtime.queue_frames)
+        events: queue.Queue[Event] = queue.Queue(maxsize=max_pending)
         stop = threading.Event()
         decoder = threading.Thread(target=_decode, args=(todo, self.config, done_frames, events, stop), daemon=True)
         if todo:
             self.start_workers()  # again after close()
-        pending: deque[tuple[_Event, Future | None]] = deque()
-        # Analysed events in order, stored together: features for all their faces in one call of each CNN (a
-        # folder of photos is one input per photo, so batching by input would run the CNNs one face at a time).
-        batch: list[tuple[_Event, list[tuple[Detection, np.ndarray]]]] = []
-        max_pending = max(2, n_workers * self.config.runtime.queue_frames)
+        pending: deque[tuple[Event, Future | None]] = deque()  # submitted to the workers, oldest first
         bar = tqdm(total=0, unit="frame", desc="extracting", disable=not self.progress, dynamic_ncols=True)
-        bound = False
-        # Seconds spent waiting on the workers since the last commit, and that commit's duration: which of the
-        # two is the bottleneck (see _torch_threads).
-        waited_s = commit_s = 0.0
-
-        def store() -> None:
-            """Bind the cache (once, before its first write: this waits for the CNNs), then store the batch."""
-            nonlocal batch, bound, waited_s, commit_s
-            if not bound:
-                cache.bind(self.config.extraction_dict() if settings is None else settings, self.cloth_model)
-                bound = True
-            detecting = any(fut is not None and not fut.done() for _, fut in pending)
-            t = time.perf_counter()
-            bar.update(self._commit(batch, summary, cache, frames_dir, detecting and waited_s > commit_s))
-            batch, waited_s, commit_s = [], 0.0, time.perf_counter() - t
-
+        encoder = ThreadPoolExecutor(1, "encode")
+        batch = _Batch(self, cache, frames_dir, self.config.extraction_dict() if settings is None else settings,
+                       bar, ExtractionSummary(inputs=len(items)), encoder)
         decoder.start()
         try:
             finished_decoding = not todo
@@ -323,30 +336,21 @@ class Extractor:
                 # Keep the workers fed up to the bound, then take the oldest result back.
                 while not finished_decoding and len(pending) < max_pending:
                     ev = events.get()
-                    if ev.kind == "done":
+                    if isinstance(ev, DecodingDone):
                         finished_decoding = True
                         break
-                    fut = self._executor.submit(_analyse_in_worker, ev.frame.image) if ev.kind == "frame" else None
+                    fut = (self._executor.submit(_analyse_in_worker, ev.frame.image)
+                           if isinstance(ev, FrameDecoded) else None)
                     pending.append((ev, fut))
                 if not pending:
                     continue
                 ev, fut = pending.popleft()
-                t = time.perf_counter()
-                batch.append((ev, fut.result() if fut is not None else []))
-                waited_s += time.perf_counter() - t
-                if ev.kind == "start":
-                    bar.total += ev.planned
-                    bar.refresh()
-                elif ev.kind == "end" and ev.error:
-                    log.warning("skipping %s: %s", ev.item.source, ev.error)
-                    summary.skipped.append((ev.item.source, ev.error))
-                frames = [r for e, r in batch if e.kind == "frame"]
-                full = sum(map(len, frames)) >= self.config.cloth.batch_size or len(frames) >= max_pending
+                batch.add(ev, fut)
                 # While the CNNs load, keep the workers busy: buffer up to 4x the in-flight bound instead of waiting.
-                if full and (self.models_ready or len(frames) >= 4 * max_pending):
-                    store()
-            if batch or not bound:
-                store()
+                if batch.full(max_pending) and (self.models_ready or batch.n_frames >= 4 * max_pending):
+                    batch.commit(busy=not finished_decoding or bool(pending))
+            if batch.items or not batch.bound:
+                batch.commit(busy=False)
         except BrokenProcessPool:
             raise ExtractionError(
                 "a worker process died (killed, or out of memory); finished frames are kept, re-run to resume"
@@ -356,76 +360,113 @@ class Extractor:
             for _, fut in pending:
                 if fut is not None:
                     fut.cancel()
+            encoder.shutdown(wait=True)
             bar.close()
-        summary.seconds = time.perf_counter() - started
-        return summary
+        batch.summary.seconds = time.perf_counter() - started
+        return batch.summary
 
-    def _commit(self, batch: list[tuple[_Event, list[tuple[Detection, np.ndarray]]]], summary: ExtractionSummary,
-                cache: FeatureCache, frames_dir: Path | None, workers_bound: bool = False) -> int:
-        """Face and clothing features for every face of the batch (one call of each CNN), then the batch's frames
-        and input statuses in order, in one transaction. Returns the number of frames stored. ``workers_bound``:
-        the workers are the bottleneck (see _torch_threads)."""
-        cfg = self.config
+    def embed(self, faces: list[FaceCandidate], frames: list[Frame], busy: bool = False) -> None:
+        """Face descriptors and clothing features for ``faces`` (``frames[i]`` holds ``faces[i]``), one call of each
+        CNN. ``busy``: decoding or detection still runs beside them (see _torch_threads)."""
         face_encoder, cloth_embedder = self._models()
-        if cfg.face.backend == "torch" or cloth_embedder is not None:
+        if self.config.face.backend == "torch" or cloth_embedder is not None:
             import torch
 
-            torch.set_num_threads(self._torch_threads(workers_bound))  # in the thread that runs them
-        frames = [(ev.frame, results) for ev, results in batch if ev.kind == "frame"]
-        boxes: list[list[tuple[Box, Box | None]]] = []  # per frame, per face: (clipped box, clothing region)
-        crops: list[np.ndarray] = []
-        for frame, results in frames:
-            per_frame = []
-            for det, _ in results:
-                bbox = det.box.clip(frame.width, frame.height)
-                region = (cloth_region(bbox, frame.width, frame.height, cfg.cloth)
-                          if cloth_embedder is not None else None)
-                if region is not None:
-                    crops.append(_cut(frame.image, region))
-                per_frame.append((bbox, region))
-            boxes.append(per_frame)
+            torch.set_num_threads(self._torch_threads(busy))  # in the thread that runs them
+        if cloth_embedder is not None:
+            for face, frame in zip(faces, frames, strict=True):
+                face.cloth_region = cloth_region(face.bbox, frame.width, frame.height, self.config.cloth)
+        clothed = [k for k, face in enumerate(faces) if face.cloth_region is not None]
         with _TORCH_LOCK:
-            feats = iter(cloth_embedder(crops)) if cloth_embedder is not None else iter(())
-            descriptors = iter(face_encoder([chip for _, results in frames for _, chip in results]))
-        records: list[list[FaceRecord]] = []
-        for (frame, results), per_frame in zip(frames, boxes):
-            records.append([])
-            for (det, _), (bbox, region) in zip(results, per_frame):
-                face_crop = bbox.expand(cfg.output.crop_margin).clip(frame.width, frame.height)
-                body = upper_body_box(bbox).clip(frame.width, frame.height)
-                records[-1].append(
-                    FaceRecord(
-                        source=frame.source, frame=frame.index, time_s=frame.time_s, bbox=bbox, score=det.score,
-                        face_embedding=next(descriptors),
-                        cloth_embedding=next(feats) if region is not None else None,
-                        face_jpg=_encode_jpg(_cut(frame.image, face_crop), cfg.output.crop_max_side, cfg.output.jpeg_quality),
-                        body_jpg=_encode_jpg(_cut(frame.image, body), cfg.output.crop_max_side, cfg.output.jpeg_quality),
-                    )
-                )
-            if frames_dir is not None:
-                from .outputs import write_atomic
-                from .outputs.naming import frame_stem
+            descriptors = face_encoder([face.chip for face in faces])
+            cloth = cloth_embedder([faces[k].cloth_region.cut(frames[k].image) for k in clothed]) if clothed else []
+        for face, descriptor in zip(faces, descriptors, strict=True):
+            face.face_embedding = descriptor
+        for k, feature in zip(clothed, cloth, strict=True):
+            faces[k].cloth_embedding = feature
 
-                jpg = _encode_jpg(frame.image, max(frame.width, frame.height), cfg.output.jpeg_quality)
-                write_atomic(frames_dir / f"{frame_stem(frame.source, frame.index)}.jpg", jpg)
-        per_frame_records = iter(records)
+
+def _encode(frames: list[tuple[Frame, list[FaceCandidate]]], output: OutputConfig,
+            frames_dir: Path | None) -> list[list[tuple[bytes, bytes]]]:
+    """(face crop, upper-body crop) JPEGs of every face of ``frames``; the frames themselves into ``frames_dir``."""
+    from .outputs.crops import face_crops, write_frame
+
+    if frames_dir is not None:
+        for frame, _ in frames:
+            write_frame(frames_dir, frame, output)
+    return [[face_crops(frame, face.bbox, output) for face in faces] for frame, faces in frames]
+
+
+class _Batch:
+    """Analysed events waiting to be stored, in input order, and the storing itself: features for all their faces
+    in one call of each CNN (a folder of photos is one input per photo, so batching by input would run the CNNs one
+    face at a time), then frames and input statuses in one transaction."""
+
+    def __init__(self, extractor: Extractor, cache: FeatureCache, frames_dir: Path | None,
+                 settings: dict[str, Any], bar: tqdm, summary: ExtractionSummary, encoder: ThreadPoolExecutor) -> None:
+        self.extractor, self.cache, self.frames_dir, self.settings = extractor, cache, frames_dir, settings
+        self.encoder = encoder
+        self.bar, self.summary = bar, summary
+        self.items: list[tuple[Event, list[FaceCandidate]]] = []
+        self.n_frames = self.n_faces = 0
+        self.bound = False  # the cache is bound to the settings before its first write
+
+    def add(self, ev: Event, fut: Future | None) -> None:
+        t = time.perf_counter()
+        faces = fut.result() if fut is not None else []
+        self.summary.wait_s += time.perf_counter() - t
+        self.items.append((ev, faces))
+        if isinstance(ev, FrameDecoded):
+            self.n_frames += 1
+            self.n_faces += len(faces)
+        elif isinstance(ev, InputStarted):
+            self.bar.total += ev.planned
+            self.bar.refresh()
+        elif isinstance(ev, InputEnded) and ev.error:
+            log.warning("skipping %s: %s", ev.item.source, ev.error)
+            self.summary.skipped.append((ev.item.source, ev.error))
+
+    def full(self, max_frames: int) -> bool:
+        return self.n_faces >= self.extractor.config.cloth.batch_size or self.n_frames >= max_frames
+
+    def commit(self, busy: bool) -> None:
+        """Bind the cache (once, before its first write: this waits for the CNNs), then store the batch. ``busy``:
+        frames are still being decoded or detected (see Extractor._torch_threads)."""
+        if not self.bound:
+            self.cache.bind(self.settings, self.extractor.cloth_model)
+            self.bound = True
+        self._store(busy)
+        self.bar.update(self.n_frames)
+        self.items, self.n_frames, self.n_faces = [], 0, 0
+
+    def _store(self, busy: bool) -> None:
+        frames = [(ev.frame, faces) for ev, faces in self.items if isinstance(ev, FrameDecoded)]
+        # JPEG crops and frame files need no features: they are encoded in a thread of their own while the CNNs run
+        # here (OpenCV and torch both release the GIL).
+        crops = self.encoder.submit(_encode, frames, self.extractor.config.output, self.frames_dir)
+        t = time.perf_counter()
+        self.extractor.embed([f for _, faces in frames for f in faces],
+                             [frame for frame, faces in frames for _ in faces], busy)
+        self.summary.cnn_s += time.perf_counter() - t
+        t = time.perf_counter()
+        records = {id(frame): [face.record(frame, *jpgs) for face, jpgs in zip(faces, frame_crops, strict=True)]
+                   for (frame, faces), frame_crops in zip(frames, crops.result(), strict=True)}
+        cache, summary = self.cache, self.summary
         with cache.transaction():
-            for ev, _ in batch:
-                if ev.kind == "start":
-                    cache.set_input(ev.position, ev.item.source, ev.item.kind, "running")
-                elif ev.kind == "frame":
-                    frame = ev.frame
-                    faces = next(per_frame_records)
-                    cache.add_frame(FrameInfo(frame.source, frame.index, frame.time_s, frame.width, frame.height), faces)
-                    summary.frames += 1
-                    summary.faces += len(faces)
-                elif ev.error:
-                    cache.set_input(ev.position, ev.item.source, ev.item.kind, "skipped", ev.error)
-                else:
-                    cache.set_input(ev.position, ev.item.source, ev.item.kind, "done")
-        return len(frames)
+            for ev, _ in self.items:
+                match ev:
+                    case InputStarted(position=position, item=item):
+                        cache.set_input(position, item.source, item.kind, "running")
+                    case FrameDecoded(frame=frame):
+                        faces = records[id(frame)]
+                        cache.add_frame(FrameInfo(frame.source, frame.index, frame.time_s, frame.width,
+                                                  frame.height), faces)
+                        summary.frames += 1
+                        summary.faces += len(faces)
+                    case InputEnded(position=position, item=item, error=error):
+                        status = "skipped" if error else "done"
+                        cache.set_input(position, item.source, item.kind, status, error)
+        summary.store_s += time.perf_counter() - t
 
 
-def _cut(image: np.ndarray, box: Box) -> np.ndarray:
-    return image[box.top : box.bottom, box.left : box.right]
 

@@ -256,8 +256,9 @@ def test_ctrl_c_stops_within_seconds_and_the_rerun_resumes(photo_folder, tmp_pat
 def test_a_worker_killed_mid_run_is_one_line_and_the_rerun_resumes(photo_folder, tmp_path):
     out = tmp_path / "out"
     # queue_frames=1: frames are committed two at a time, so most of the run is still ahead when the worker dies.
+    # dlib's HOG holds the GIL, so it runs in worker processes (CenterFace runs in threads of the main process).
     args = ["run", str(photo_folder), "-o", str(out), "-q", "--set", "runtime.workers=2",
-            "--set", "runtime.queue_frames=1"]
+            "--set", "runtime.queue_frames=1", "--set", "detection.model=hog"]
     proc = subprocess.Popen([*PY, *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 300
     while _frames_committed(out) < 2:

@@ -40,12 +40,12 @@ def test_warm_extractor_is_reusable_and_matches_one_worker(tmp_path, lfw):
 
 
 def test_cnn_threads_follow_the_bottleneck():
-    """One torch thread while the workers are the bottleneck, one per worker otherwise; a set value always wins."""
+    """One torch thread while decoding or detection runs beside the CNNs, one per worker after; a set value wins."""
     x = Extractor.__new__(Extractor)  # no workers or models needed
     x.config = Config().with_overrides({"runtime.workers": 3})
-    assert (x._torch_threads(workers_bound=True), x._torch_threads(workers_bound=False)) == (1, 3)
+    assert (x._torch_threads(busy=True), x._torch_threads(busy=False)) == (1, 3)
     x.config = x.config.with_overrides({"runtime.torch_threads": 2})
-    assert (x._torch_threads(workers_bound=True), x._torch_threads(workers_bound=False)) == (2, 2)
+    assert (x._torch_threads(busy=True), x._torch_threads(busy=False)) == (2, 2)
 
 
 def test_workers_do_not_import_torch():

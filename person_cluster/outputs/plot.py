@@ -1,8 +1,13 @@
-"""``clusters.png``: every face as a point in a 2-D map of the fused features, coloured by cluster."""
+"""``clusters.png``: every face as a point in a 2-D map of the fused features, coloured by cluster.
+
+Drawn with matplotlib's object API (a ``Figure`` saved by the Agg renderer): no pyplot, so no process-wide
+backend to choose and no display needed."""
 
 from __future__ import annotations
 
+import matplotlib
 import numpy as np
+from matplotlib.figure import Figure
 
 
 def embed_2d(x: np.ndarray, seed: int = 0) -> np.ndarray:
@@ -26,18 +31,14 @@ def embed_2d(x: np.ndarray, seed: int = 0) -> np.ndarray:
 
 
 def plot_clusters(fused: np.ndarray, labels: np.ndarray, path: str, title: str) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")  # no display on servers
-    import matplotlib.pyplot as plt
-
     xy = embed_2d(fused)
-    fig, ax = plt.subplots(figsize=(10, 8), dpi=100)
+    fig = Figure(figsize=(10, 8), dpi=100)
+    ax = fig.subplots()
     un = labels < 0
     if un.any():
         ax.scatter(xy[un, 0], xy[un, 1], s=10, c="lightgrey", label="unassigned")
     k = int(labels.max()) + 1 if len(labels) and labels.max() >= 0 else 0
-    cmap = plt.get_cmap("tab20")
+    cmap = matplotlib.colormaps["tab20"]
     for c in range(k):
         m = labels == c
         ax.scatter(xy[m, 0], xy[m, 1], s=14, color=cmap(c % 20))
@@ -50,4 +51,3 @@ def plot_clusters(fused: np.ndarray, labels: np.ndarray, path: str, title: str) 
         ax.legend(loc="best", fontsize=8)
     fig.tight_layout()
     fig.savefig(path)
-    plt.close(fig)
