@@ -9,6 +9,8 @@ then clusters the cached features with every method below and scores them with `
   the face nearest the photo centre carries it (``--truth folders``).
 * Norton (../shared/testdata/videos/qengineering_Norton_A.mp4 with its hand truth): sampled every 0.25 s = every
   6th frame, the frames the truth labels. Face-only and face+clothing.
+* friends_kitchen (../shared/testdata/videos/friends_kitchen_clip.mp4, 4 people over ~10 shots, with its hand
+  truth): sampled every 0.2002002 s = every 6th frame at 29.97 frames/s, the frames the truth labels.
 
 Methods (seed rows reproduce the seed projects' clustering on our dlib descriptors):
 * seed 000/002: DBSCAN eps 0.5, min_samples 5 on raw (unnormalised) dlib descriptors.
@@ -46,6 +48,8 @@ SHARED = ROOT.parent / "shared" / "testdata"
 LFW = SHARED / "faces" / "lfw150"
 NORTON = SHARED / "videos" / "qengineering_Norton_A.mp4"
 NORTON_TRUTH = SHARED / "truth" / "qengineering_Norton_A.truth.csv"
+FRIENDS = SHARED / "videos" / "friends_kitchen_clip.mp4"
+FRIENDS_TRUTH = SHARED / "truth" / "friends_kitchen_clip.truth.csv"
 COLUMNS = ("nmi", "ari", "pairwise_precision", "pairwise_recall", "pairwise_f", "bcubed_precision",
            "bcubed_recall", "bcubed_f", "purity", "n_clusters", "n_identities", "n_faces_scored", "coverage",
            "detection_recall")
@@ -122,14 +126,18 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--lfw-out", default=str(ROOT / "evaluation" / "work" / "lfw"))
     ap.add_argument("--norton-out", default=str(ROOT / "evaluation" / "work" / "norton_6f"))
+    ap.add_argument("--friends-out", default=str(ROOT / "evaluation" / "work" / "friends_6f"))
     ap.add_argument("--markdown", help="also write the table, with date and commit, to this file")
     args = ap.parse_args()
     config = Config()
     norton_config = config.with_overrides({"sampling.capture_interval_sec": 0.25})
     extract_once([str(LFW)], Path(args.lfw_out), config)
     extract_once([str(NORTON)], Path(args.norton_out), norton_config)
+    friends_config = config.with_overrides({"sampling.capture_interval_sec": 0.2002002})
+    extract_once([str(FRIENDS)], Path(args.friends_out), friends_config)
     rows = evaluate("LFW", Path(args.lfw_out), "folders", config)
     rows += evaluate("Norton (every 6th frame)", Path(args.norton_out), str(NORTON_TRUTH), norton_config)
+    rows += evaluate("friends_kitchen (every 6th frame)", Path(args.friends_out), str(FRIENDS_TRUTH), friends_config)
     commit = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"], check=False, capture_output=True,
                             text=True).stdout.strip()
     head = ["dataset", "method", *COLUMNS, "seconds"]

@@ -203,10 +203,11 @@ class OutputConfig:
 
 @dataclass
 class RuntimeConfig:
-    workers: int = 0  # processes for detection + face descriptors; 0 = one per CPU core
+    # Detection + alignment workers (threads for centerface, processes for dlib's detectors); 0 = one per CPU core.
+    workers: int = 0
     queue_frames: int = 8  # frames in flight per worker; bounds memory on long videos
-    # Face + clothing CNN threads in the main process; 0 = one while the workers are the bottleneck, else one per
-    # worker (Extractor._torch_threads).
+    # Face + clothing CNN threads in the main process; 0 = one while frames are still being decoded and detected,
+    # one per worker after (Extractor._torch_threads).
     torch_threads: int = 0
 
     def validate(self) -> None:
