@@ -202,10 +202,18 @@ def _frames_committed(out: Path) -> int:
 
 def _start_and_stop(args: list[str], out: Path, sig: int, after_frames: int) -> subprocess.Popen:
     """Start a run in its own process group and send ``sig`` to the whole group once some frames are committed."""
-    # SIGINT back to its default in the child: a shell starts background jobs with SIGINT ignored, and Python
-    # then installs no KeyboardInterrupt handler (pytest run as `... &` would otherwise see the run finish).
-    proc = subprocess.Popen([*PY, *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            start_new_session=True, preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    # A shell starts background jobs with SIGINT ignored, the child inherits that and Python then installs no
+    # KeyboardInterrupt handler (pytest run as `... &` would see the run finish). A handler of our own in this
+    # process is not inherited: exec gives the child SIGINT's default.
+    ignored = signal.getsignal(signal.SIGINT) == signal.SIG_IGN
+    if ignored:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        proc = subprocess.Popen([*PY, *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                start_new_session=True)
+    finally:
+        if ignored:
+            signal.signal(signal.SIGINT, signal.SIG_IGN)
     deadline = time.monotonic() + 300
     while _frames_committed(out) < after_frames:
         assert proc.poll() is None, "the run ended before it could be interrupted"
