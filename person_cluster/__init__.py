@@ -5,7 +5,8 @@ postprocess -> outputs, with the feature cache between extraction and clustering
 """
 
 from .config import Config, load_config
+from .errors import PersonClusterError
 
 __version__ = "0.1.0"
 
-__all__ = ["Config", "__version__", "load_config"]
+__all__ = ["Config", "PersonClusterError", "__version__", "load_config"]

@@ -18,6 +18,7 @@ import numpy as np
 
 from .cache import CACHE_NAME, CacheError, FeatureCache
 from .config import EXTRACTION_SECTIONS, Config, ConfigError
+from .errors import PersonClusterError
 from .layout import REBUILT, SWEEP_DIR
 from .pipeline import ExtractionError, ExtractionSummary, Extractor, check_models
 from .records import FaceTable
@@ -37,7 +38,7 @@ log = logging.getLogger(__name__)
 OWNED = (CACHE_NAME, f"{CACHE_NAME}-journal", "manifest.json", "run.json", "frames", SWEEP_DIR, *REBUILT)
 
 
-class RunError(RuntimeError):
+class RunError(PersonClusterError, RuntimeError):
     """The run cannot succeed; the message is one line for the user."""
 
 

@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 
+from .errors import PersonClusterError
 from .records import FaceRecord, FaceTable, FrameInfo, SkippedInput
 
 CACHE_NAME = "features.sqlite"
@@ -40,7 +41,7 @@ CREATE TABLE IF NOT EXISTS faces (
 _FACE_ORDER = "ORDER BY i.position, f.frame, f.left, f.top, f.right, f.bottom"
 
 
-class CacheError(RuntimeError):
+class CacheError(PersonClusterError, RuntimeError):
     """The cache is missing, unreadable, or was made with other extraction settings."""
 
 

@@ -66,10 +66,8 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=level, format="%(levelname)s %(message)s")
 
     from . import api
-    from .cache import CacheError
-    from .config import ConfigError, load_config
-    from .evaluation import TruthError
-    from .models import ModelError
+    from .config import load_config
+    from .errors import PersonClusterError
 
     started = time.perf_counter()
     try:
@@ -83,7 +81,7 @@ def main(argv: list[str] | None = None) -> int:
         else:
             config = load_config(args.config) if args.config else None
             manifest = api.recluster(args.out, args.set, config)
-    except (ConfigError, ModelError, CacheError, TruthError, api.RunError) as exc:
+    except PersonClusterError as exc:
         print(f"person-cluster: error: {exc}", file=sys.stderr)
         return 2
     except (OSError, sqlite3.Error) as exc:  # disk full, read-only OUT, ...: the cache keeps what was committed

@@ -15,8 +15,10 @@ from typing import Any
 
 import yaml
 
+from .errors import PersonClusterError
 
-class ConfigError(ValueError):
+
+class ConfigError(PersonClusterError, ValueError):
     """A config file or override is invalid; the message says which key and why."""
 
 

@@ -9,10 +9,12 @@ import os
 from pathlib import Path
 from typing import Any
 
+from .errors import PersonClusterError
+
 log = logging.getLogger(__name__)
 
 
-class ModelError(RuntimeError):
+class ModelError(PersonClusterError, RuntimeError):
     """A model file is missing or does not match its expected hash."""
 
 

@@ -38,6 +38,7 @@ from tqdm import tqdm
 from .cache import FeatureCache
 from .config import Config, DetectionConfig, FaceConfig, OutputConfig
 from .embedding.clothing import cloth_region
+from .errors import PersonClusterError
 from .records import FaceCandidate, Frame, FrameInfo, InputItem
 from .sampling import InputError, plan_frames, read_planned_frames
 
@@ -198,7 +199,7 @@ def _decode(items: list[tuple[int, InputItem]], config: Config, cache_done: dict
 _TORCH_LOCK = threading.Lock()
 
 
-class ExtractionError(RuntimeError):
+class ExtractionError(PersonClusterError, RuntimeError):
     """Extraction cannot go on; the message is one line for the user. Committed frames stay in the cache."""
 
 

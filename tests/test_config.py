@@ -63,3 +63,19 @@ def test_extraction_dict_excludes_clustering_settings():
     b = a.with_overrides(["clustering.distance_threshold=0.3", "fusion.cloth_weight=0.0"])
     assert a.extraction_dict() == b.extraction_dict()
     assert a.extraction_dict() != a.with_overrides(["detection.upsample=0"]).extraction_dict()
+
+
+def test_every_user_error_shares_one_base_class_and_keeps_its_builtin_type():
+    from person_cluster import PersonClusterError
+    from person_cluster.api import RunError
+    from person_cluster.cache import CacheError
+    from person_cluster.config import ConfigError
+    from person_cluster.evaluation import TruthError
+    from person_cluster.models import ModelError
+    from person_cluster.pipeline import ExtractionError
+    from person_cluster.sampling import InputError
+
+    for cls, builtin in ((ConfigError, ValueError), (TruthError, ValueError), (RunError, RuntimeError),
+                         (CacheError, RuntimeError), (ModelError, RuntimeError), (ExtractionError, RuntimeError),
+                         (InputError, Exception)):
+        assert issubclass(cls, PersonClusterError) and issubclass(cls, builtin), cls

@@ -18,6 +18,7 @@ from pathlib import Path, PurePath
 
 import numpy as np
 
+from ..errors import PersonClusterError
 from ..records import FrameInfo
 
 IOU_MIN = 0.5
@@ -25,7 +26,7 @@ NOT_SCORED = ("unknown", "not_a_face")
 CSV_COLUMNS = ("source", "frame", "left", "top", "right", "bottom", "identity")
 
 
-class TruthError(ValueError):
+class TruthError(PersonClusterError, ValueError):
     """The truth cannot be used; the message is one line naming the file and the problem."""
 
 

@@ -7,12 +7,13 @@ import os
 from pathlib import Path
 
 from ..config import SamplingConfig
+from ..errors import PersonClusterError
 from ..records import InputItem, SkippedInput
 
 log = logging.getLogger(__name__)
 
 
-class InputError(Exception):
+class InputError(PersonClusterError):
     """An input cannot be used; the message is one line naming the reason (the caller adds the path)."""
 
 
