@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from .cache import CACHE_NAME, CacheError, FeatureCache
-from .config import EXTRACTION_SECTIONS, Config, ConfigError
+from .config import EXTRACTION_KEYS, Config, ConfigError
 from .errors import PersonClusterError
 from .layout import REBUILT, SWEEP_DIR
 from .pipeline import ExtractionError, ExtractionSummary, Extractor, check_models
@@ -152,7 +152,8 @@ def _no_usable_input(skipped: list[tuple[str, str]]) -> str:
 
 
 def recluster(out: str | Path, overrides: list[str] | None = None, config: Config | None = None) -> dict[str, Any]:
-    """Re-cluster OUT from its cached features with new clustering/fusion/post-processing/output settings."""
+    """Re-cluster OUT from its cached features with new fusion, clustering, post-processing and output settings
+    (any but :data:`~person_cluster.config.EXTRACTION_KEYS`, which are refused with a one-line reason)."""
     out = Path(out)
     try:
         with FeatureCache.open_existing(out / CACHE_NAME) as cache:
@@ -161,10 +162,10 @@ def recluster(out: str | Path, overrides: list[str] | None = None, config: Confi
         raise RunError(str(exc)) from None
     new = config or stored
     new = new.with_overrides(overrides or [])
-    changed = [s for s in EXTRACTION_SECTIONS if getattr(new, s) != getattr(stored, s)]
+    changed = [k for k in EXTRACTION_KEYS if new.get(k) != stored.get(k)]
     if changed:
         raise ConfigError(
-            f"config: {', '.join(changed)} changed; these decide the extracted features, so re-run "
-            "`person-cluster run ... --overwrite` to apply them"
+            f"config: {', '.join(changed)} changed; extraction stored what these decide (features, crops, frames), "
+            "so re-run `person-cluster run ... --overwrite` to apply them"
         )
     return cluster_out(out, new)

@@ -11,7 +11,7 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import yaml
 
@@ -22,6 +22,11 @@ class ConfigError(PersonClusterError, ValueError):
     """A config file or override is invalid; the message says which key and why."""
 
 
+# Field metadata of a setting used while extracting (its effect is stored in the feature cache), in a section whose
+# other settings are not; a section with ``EXTRACTED = True`` is so as a whole. EXTRACTION_KEYS is derived from these.
+EXTRACTED = {"extracted": True}
+
+
 def _require(cond: bool, key: str, msg: str) -> None:
     if not cond:
         raise ConfigError(f"config: {key}: {msg}")
@@ -29,6 +34,8 @@ def _require(cond: bool, key: str, msg: str) -> None:
 
 @dataclass
 class SamplingConfig:
+    EXTRACTED: ClassVar[bool] = True  # every key decides the extracted features (see EXTRACTION_KEYS)
+
     mode: str = "interval"  # "interval": one frame every capture_interval_sec; "scene": per detected shot
     capture_interval_sec: float = 1.0
     frames_per_scene: int = 1  # scene mode: 1 (middle of the shot) or 2 (at 1/3 and 2/3)
@@ -59,6 +66,8 @@ class SamplingConfig:
 
 @dataclass
 class DetectionConfig:
+    EXTRACTED: ClassVar[bool] = True  # every key decides the extracted features (see EXTRACTION_KEYS)
+
     model: str = "centerface"  # a name in person_cluster.detection.DETECTORS: centerface | hog | cnn
     max_side: int | None = None  # detect on frames downscaled to this longer side; null: the model's default
     min_face_size: int = 20  # shorter side of the box's part inside the frame, original pixels; smaller: dropped
@@ -79,6 +88,8 @@ class DetectionConfig:
 
 @dataclass
 class FaceConfig:
+    EXTRACTED: ClassVar[bool] = True  # every key decides the extracted features (see EXTRACTION_KEYS)
+
     # "torch": dlib's descriptor network run by torch on batches (same weights and results, ~10x faster);
     # "dlib": dlib evaluates it one face at a time (the reference; the only one that supports num_jitters > 0).
     backend: str = "torch"
@@ -97,6 +108,8 @@ class FaceConfig:
 
 @dataclass
 class ClothConfig:
+    EXTRACTED: ClassVar[bool] = True  # every key decides the extracted features (see EXTRACTION_KEYS)
+
     enabled: bool = True
     backbone: str = "mobilenet_v2"  # any torchvision classification model name
     stage: str = "features.13"  # graph node to cut at (resnet18: "layer2" gives 128-d)
@@ -187,12 +200,13 @@ class PostprocessConfig:
 
 @dataclass
 class OutputConfig:
-    crop_margin: float = 0.3  # face crops extend the box by this share on each side
-    crop_max_side: int = 200  # stored crops are downscaled to this longer side
-    jpeg_quality: int = 90
+    # Crops are cut and encoded, and frames written, while extracting: these four are extraction settings.
+    crop_margin: float = field(default=0.3, metadata=EXTRACTED)  # face crops extend the box by this share per side
+    crop_max_side: int = field(default=200, metadata=EXTRACTED)  # stored crops are downscaled to this longer side
+    jpeg_quality: int = field(default=90, metadata=EXTRACTED)
     montage_cell: int = 112
     montage_max_faces: int = 64
-    save_frames: bool = True  # write the sampled frames beside the YOLO labels (annotations/images/)
+    save_frames: bool = field(default=True, metadata=EXTRACTED)  # write the sampled frames (frames/)
     plot: bool = True
 
     def validate(self) -> None:
@@ -221,9 +235,6 @@ class RuntimeConfig:
         return self.workers or max(1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 1)
 
 
-# Sections whose values change the extracted features; the others only change clustering and outputs, so the
-# feature cache can be reused when only they differ.
-EXTRACTION_SECTIONS = ("sampling", "detection", "face", "cloth")
 
 
 @dataclass
@@ -247,9 +258,16 @@ class Config:
         return dataclasses.asdict(self)
 
     def extraction_dict(self) -> dict[str, Any]:
-        """The part of the config that determines the cached features."""
-        d = self.to_dict()
-        return {k: d[k] for k in EXTRACTION_SECTIONS}
+        """The settings that determine what the cache holds (:data:`EXTRACTION_KEYS`), by section."""
+        d, out = self.to_dict(), {}
+        for key in EXTRACTION_KEYS:
+            section, name = key.split(".")
+            out.setdefault(section, {})[name] = d[section][name]
+        return out
+
+    def get(self, key: str) -> Any:
+        section, name = key.split(".")
+        return getattr(getattr(self, section), name)
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any] | None) -> Config:
@@ -274,6 +292,16 @@ class Config:
             _require(name in d[section], key, f"unknown key '{name}' in section '{section}'")
             d[section][name] = value
         return Config.from_dict(d)
+
+
+# Settings whose values decide what extraction stores in the cache (features, crops, frames): changing one needs a
+# new `run`; the others only change clustering and outputs, which `person-cluster cluster` redoes from the cache.
+EXTRACTION_KEYS: tuple[str, ...] = tuple(
+    f"{section.name}.{f.name}"
+    for section in dataclasses.fields(Config)
+    for f in dataclasses.fields(section.default_factory)  # type: ignore[arg-type]
+    if getattr(section.default_factory, "EXTRACTED", False) or f.metadata.get("extracted", False)
+)
 
 
 def _split_override(text: str) -> tuple[str, Any]:

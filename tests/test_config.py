@@ -63,6 +63,14 @@ def test_extraction_dict_excludes_clustering_settings():
     b = a.with_overrides(["clustering.distance_threshold=0.3", "fusion.cloth_weight=0.0"])
     assert a.extraction_dict() == b.extraction_dict()
     assert a.extraction_dict() != a.with_overrides(["detection.upsample=0"]).extraction_dict()
+    # Marked per field: whole extraction sections, and the output settings applied while extracting.
+    from person_cluster.config import EXTRACTION_KEYS
+
+    assert {k for k in EXTRACTION_KEYS if k.startswith("output.")} == {
+        "output.crop_margin", "output.crop_max_side", "output.jpeg_quality", "output.save_frames"}
+    assert "detection.model" in EXTRACTION_KEYS and "runtime.workers" not in EXTRACTION_KEYS
+    assert a.extraction_dict() != a.with_overrides(["output.crop_margin=1.0"]).extraction_dict()
+    assert a.extraction_dict() == a.with_overrides(["output.montage_cell=64"]).extraction_dict()
 
 
 def test_every_user_error_shares_one_base_class_and_keeps_its_builtin_type():

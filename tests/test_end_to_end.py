@@ -95,6 +95,21 @@ def test_photo_folder_groups_people_the_same_with_any_worker_count(tmp_path, lfw
         assert all(f["frame"] is None and f["time_s"] is None for f in manifests[-1]["faces"])
     assert manifests[0]["faces"] == manifests[1]["faces"]  # results do not depend on the worker count
 
+    # Crops and frames are made while extracting: re-clustering refuses the output settings that decide them
+    # (their files would not match), with one line naming the key, and accepts the others.
+    out = tmp_path / "out1"
+    for change in ("output.crop_margin=1.5", "output.save_frames=false", "output.jpeg_quality=50"):
+        r = cli("cluster", str(out), "--set", change)
+        assert r.returncode == 2 and change.split("=")[0] in r.stderr and "--overwrite" in r.stderr, r.stderr
+        assert len(r.stderr.strip().splitlines()) == 1
+    assert json.loads((out / "manifest.json").read_text()) == manifests[0]  # refused: nothing rewritten
+    first = out / manifests[0]["clusters"][0]["montage"]
+    width = cv2.imread(str(first)).shape[1]
+    r = cli("cluster", str(out), "-q", "--set", "output.montage_cell=64")
+    assert r.returncode == 0, r.stderr
+    assert check_outputs(out)["faces"] == manifests[0]["faces"]
+    assert cv2.imread(str(first)).shape[1] * 112 == width * 64  # the same grid, with the new cell size
+
     # The centred face of each photo carries the folder's identity (the LFW convention).
     truth, pred = [], []
     for f in manifests[0]["faces"]:

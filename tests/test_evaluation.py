@@ -161,6 +161,7 @@ def test_sweep_writes_csv_and_plot_and_reports_the_best(photo_run, tmp_path):
     assert hac[0.4] > hac[0.05]  # a cut too tight splits everyone: the sweep must see it
     assert (photo_run / "sweeps" / "grid.png").stat().st_size > 10_000
     assert "best bcubed_f" in r.stdout and "clustering.distance_threshold=0.4" in r.stdout
-    grid.write_text("grid:\n  detection.upsample: [0, 1]\n")
-    bad = cli("sweep", str(photo_run), "--grid", str(grid), "--truth", "folders")
-    assert bad.returncode == 2 and "cannot be swept" in bad.stderr
+    for key in ("detection.upsample", "output.crop_margin"):  # an extraction section, an extraction output key
+        grid.write_text(f"grid:\n  {key}: [0, 1]\n")
+        bad = cli("sweep", str(photo_run), "--grid", str(grid), "--truth", "folders")
+        assert bad.returncode == 2 and "cannot be swept" in bad.stderr and key in bad.stderr

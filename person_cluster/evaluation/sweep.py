@@ -26,7 +26,7 @@ from typing import Any
 import yaml
 
 from ..cache import CACHE_NAME, FeatureCache
-from ..config import EXTRACTION_SECTIONS, Config, ConfigError
+from ..config import EXTRACTION_KEYS, Config, ConfigError
 from ..layout import SWEEP_DIR
 from .metrics import METRIC_KEYS
 from .truth import TruthError, load_truth
@@ -65,7 +65,7 @@ def load_grid(path: str | Path, truth: str | None = None) -> Grid:
     for key, values in data["grid"].items():
         if not isinstance(values, list) or not values:
             raise ConfigError(f"{path}: grid.{key} must be a non-empty list")
-        if str(key).split(".")[0] in EXTRACTION_SECTIONS:
+        if str(key) in EXTRACTION_KEYS:
             raise ConfigError(f"{path}: {key} decides the extracted features and cannot be swept from the cache")
         axes[str(key)] = values
     fixed = data.get("fixed") or {}
