@@ -76,9 +76,13 @@ def check_out(out: Path, overwrite: bool) -> None:
 
 
 def prepare_out(out: Path, overwrite: bool) -> None:
-    """Create OUT, or check that it is ours; with ``overwrite`` remove our previous outputs (only those)."""
+    """Create OUT, or check that it is ours; with ``overwrite`` remove our previous outputs (only those). What a
+    killed run can leave half-written is removed in any case: staging folders, and the temporary files of frames
+    being written (``outputs.write_atomic`` names them ``.<name>.<random>.tmp``)."""
     check_out(out, overwrite)
     out.mkdir(parents=True, exist_ok=True)
+    for p in [*out.glob(".staging-*"), *(out / "frames").glob(".*.tmp")]:
+        shutil.rmtree(p) if p.is_dir() else p.unlink()
     if overwrite:
         for name in OWNED:
             p = out / name

@@ -213,6 +213,7 @@ class Extractor:
         self.config = config
         self.progress = progress
         self._executor: Any = None
+        self._broken = False  # a worker process died (see close)
         self._face: Any = None
         self._cloth: Any = None
         self._load_error: BaseException | None = None
@@ -281,7 +282,9 @@ class Extractor:
         # interpreter exit under a daemon thread that is half-way through loading extension modules.
         self._loader.join()
         if self._executor is not None:
-            self._executor.shutdown(wait=True, cancel_futures=True)
+            # Not waiting on a pool whose worker died: in CPython before 3.12.8 its manager thread can deadlock
+            # there with the queue feeder (gh-125451); the CLI then leaves without joining it (cli.console).
+            self._executor.shutdown(wait=not self._broken, cancel_futures=True)
             self._executor = None
 
     def start_workers(self, wait: bool = False) -> None:
@@ -355,6 +358,7 @@ class Extractor:
             if batch.items or not batch.bound:
                 batch.commit(busy=False)
         except BrokenProcessPool:
+            self._broken = True
             raise ExtractionError(
                 "a worker process died (killed, or out of memory); finished frames are kept, re-run to resume"
             ) from None

@@ -265,8 +265,20 @@ def test_ctrl_c_stops_within_seconds_and_the_rerun_resumes(photo_folder, tmp_pat
     assert len(m["frames"]) == PHOTOS and all(i["status"] == "done" for i in m["inputs"])
 
 
+@pytest.fixture(scope="module")
+def small_photo_folder(photo_folder, tmp_path_factory) -> Path:
+    """24 of the photos: HOG in worker processes takes ~0.1 s a photo, so the run is still far from done."""
+    src = tmp_path_factory.mktemp("kill24") / "photos"
+    for person in sorted(photo_folder.iterdir()):
+        (src / person.name).mkdir(parents=True)
+        for f in sorted(person.glob("*.jpg"))[:6]:
+            (src / person.name / f.name).write_bytes(f.read_bytes())
+    return src
+
+
 @pytest.mark.slow
-def test_a_worker_killed_mid_run_is_one_line_and_the_rerun_resumes(photo_folder, tmp_path):
+def test_a_worker_killed_mid_run_is_one_line_and_the_rerun_resumes(small_photo_folder, tmp_path):
+    photo_folder = small_photo_folder
     out = tmp_path / "out"
     # queue_frames=1: frames are committed two at a time, so most of the run is still ahead when the worker dies.
     # dlib's HOG holds the GIL, so it runs in worker processes (CenterFace runs in threads of the main process).
@@ -286,4 +298,18 @@ def test_a_worker_killed_mid_run_is_one_line_and_the_rerun_resumes(photo_folder,
     assert "worker process" in err and len(err.strip().splitlines()) == 1
     r = cli(*args)
     assert r.returncode == 0, r.stderr
-    assert len(json.loads((out / "manifest.json").read_text())["frames"]) == PHOTOS
+    assert len(json.loads((out / "manifest.json").read_text())["frames"]) == 24
+
+
+def test_what_a_killed_run_left_half_written_is_removed_on_the_next_run(tmp_path):
+    """SIGKILL can land while a frame is being written (write_atomic's temporary file) or outputs are staged."""
+    from person_cluster.api import prepare_out
+
+    out = tmp_path / "out"
+    (out / "frames").mkdir(parents=True)
+    (out / "features.sqlite").write_bytes(b"")  # a run of ours
+    (out / "frames" / "clip-1234_f000006.jpg").write_bytes(b"jpg")
+    (out / "frames" / ".clip-1234_f000012.jpg.k2j4.tmp").write_bytes(b"half")
+    (out / ".staging-abc" / "people").mkdir(parents=True)
+    prepare_out(out, overwrite=False)
+    assert sorted(p.name for p in out.rglob("*")) == ["clip-1234_f000006.jpg", "features.sqlite", "frames"]
