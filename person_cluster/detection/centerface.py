@@ -21,12 +21,12 @@ import cv2
 import numpy as np
 
 from ..config import DetectionConfig
-from ..models import package_file
+from ..models import ModelError, package_file
 from ..records import Box, Detection
 from .base import Detector
 
 MODEL_SHA256 = "09189deaaf8646c5c51a68447e3c744ea1e211798155d4728c20507b9f5aefbc"
-_STRIDE = 4  # output cells per input pixel
+_STRIDE = 4  # input pixels per output cell
 _ALIGN = 32  # input sides must be multiples of this
 _NMS_IOU = 0.3
 
@@ -47,8 +47,6 @@ def load_session(path: str, threads: int = 1) -> Any:
     """An onnxruntime session for the CenterFace file at ``path``, with the two rewrites of the module docstring."""
     import onnx
     import onnxruntime as ort
-
-    from ..models import ModelError
 
     try:
         model = onnx.load(path)
