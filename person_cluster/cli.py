@@ -6,7 +6,6 @@ import argparse
 import gc
 import json
 import logging
-import os
 import sqlite3
 import sys
 import time
@@ -130,16 +129,9 @@ def _sweep(args: argparse.Namespace) -> int:
 def console() -> NoReturn:
     """The ``person-cluster`` command: :func:`main`, then exit. Everything is written and closed by then; the
     interpreter's final garbage collection over torch's object graph only costs time (0.7 s of a 5.9-s run on the
-    Norton clip), so the objects left are frozen out of it. After an error the process leaves at once, without
-    joining threads: a worker process that died can leave the process pool's manager thread deadlocked in CPython
-    before 3.12.8 (gh-125451), and the interpreter would wait for it forever."""
+    Norton clip), so the objects left are frozen out of it."""
     code = main()
     gc.freeze()
-    if code:
-        logging.shutdown()
-        sys.stdout.flush()
-        sys.stderr.flush()
-        os._exit(code)
     sys.exit(code)
 
 

@@ -219,7 +219,7 @@ class OutputConfig:
 
 @dataclass
 class RuntimeConfig:
-    # Detection + alignment workers (threads for centerface, processes for dlib's detectors); 0 = one per CPU core.
+    # Detection + alignment threads; 0 = one per CPU core (dlib's MMOD CNN holds the GIL and always uses one).
     workers: int = 0
     queue_frames: int = 8  # frames in flight per worker; bounds memory on long videos
     # Face + clothing CNN threads in the main process; 0 = one while frames are still being decoded and detected,

@@ -1,11 +1,11 @@
 """The extraction pipeline: sampled frames -> faces with face and clothing features, committed to the cache.
 
-Threads and processes, and why:
+Threads, and why (no processes: a frame is shared, never pickled, and nothing can die on its own):
 - a decode thread reads and samples frames (PyAV releases the GIL while FFmpeg decodes) into a bounded queue;
-- workers run detection, landmarks and dlib's face alignment (the aligned chips), one frame at a time: threads of
-  this process when the detector releases the GIL (CenterFace in onnxruntime: no start-up, frames shared, not
-  pickled), otherwise worker processes started with ``spawn`` (dlib's detectors hold the GIL; a forked child of a
-  parent that already ran dlib's CNN can hang). Workers never import torch;
+- worker threads run detection, landmarks and dlib's face alignment (the aligned chips), one frame at a time.
+  onnxruntime (CenterFace) and dlib's HOG, landmarks and alignment release the GIL: two threads detect 2.0x (HOG)
+  and 1.4x (CenterFace, whose frames are small) as fast as one. dlib's MMOD CNN holds it, so it runs in the main
+  thread, one frame at a time;
 - the main thread takes results back *in submission order*, runs the face descriptor network and the clothing CNN
   on batches of chips and crops (torch, ``runtime.torch_threads``) while a thread of its own encodes the JPEG crops,
   and commits them in order, one SQLite transaction per batch. torch and the CNNs are loaded by a background thread
@@ -19,14 +19,12 @@ from __future__ import annotations
 import contextlib
 import importlib
 import logging
-import multiprocessing
 import os
 import queue
 import threading
 import time
 from collections import deque
-from concurrent.futures import Future, ProcessPoolExecutor, ThreadPoolExecutor
-from concurrent.futures.process import BrokenProcessPool
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -47,7 +45,7 @@ log = logging.getLogger(__name__)
 
 # -- worker side ----------------------------------------------------------------------------------------------
 class FrameAnalyzer:
-    """Detection + aligned face chips for one frame; built once per worker process."""
+    """Detection + aligned face chips for one frame; built once per worker thread."""
 
     def __init__(self, detection: DetectionConfig, face: FaceConfig) -> None:
         from .detection import make_detector
@@ -68,16 +66,14 @@ class FrameAnalyzer:
         return out
 
 
-# One analyzer per worker process, or per worker thread (detectors that release the GIL run in threads).
+# One analyzer per worker thread (_InlineExecutor keeps its own, for one worker or a detector holding the GIL).
 _worker = threading.local()
 
 
-def _init_worker(detection: DetectionConfig, face: FaceConfig, process: bool = True) -> None:
-    if process:
-        cv2.setNumThreads(1)  # one process per core already; OpenCV's own threads would only compete
+def _init_worker(detection: DetectionConfig, face: FaceConfig) -> None:
     try:
         _worker.analyzer, _worker.error = FrameAnalyzer(detection, face), None
-    except Exception as exc:  # noqa: BLE001 (a pool would log it with a traceback and break; see below)
+    except Exception as exc:  # noqa: BLE001 (a pool would log it and fail every task; raised per frame instead)
         _worker.analyzer, _worker.error = None, exc
 
 
@@ -204,7 +200,7 @@ class ExtractionError(PersonClusterError, RuntimeError):
 
 
 class Extractor:
-    """Models and worker processes that fill a :class:`FeatureCache` from inputs; a context manager, reusable for
+    """Models and worker threads that fill a :class:`FeatureCache` from inputs; a context manager, reusable for
     many ``run`` calls. Use :func:`person_cluster.api.extract` for the simple call."""
 
     def __init__(self, config: Config, progress: bool = True, preload: tuple[str, ...] = ()) -> None:
@@ -213,7 +209,6 @@ class Extractor:
         self.config = config
         self.progress = progress
         self._executor: Any = None
-        self._broken = False  # a worker process died (see close)
         self._face: Any = None
         self._cloth: Any = None
         self._load_error: BaseException | None = None
@@ -262,6 +257,14 @@ class Extractor:
         return 1 if busy else rt.resolved_workers()
 
     @property
+    def workers(self) -> int:
+        """Detection threads: ``runtime.workers``, but one (the caller's) for a detector that holds the GIL."""
+        from .detection import detector_class
+
+        gil_free = detector_class(self.config.detection.model).releases_gil
+        return self.config.runtime.resolved_workers() if gil_free else 1
+
+    @property
     def models_ready(self) -> bool:
         return self._loaded.is_set()
 
@@ -282,30 +285,18 @@ class Extractor:
         # interpreter exit under a daemon thread that is half-way through loading extension modules.
         self._loader.join()
         if self._executor is not None:
-            # Not waiting on a pool whose worker died: in CPython before 3.12.8 its manager thread can deadlock
-            # there with the queue feeder (gh-125451); the CLI then leaves without joining it (cli.console).
-            self._executor.shutdown(wait=not self._broken, cancel_futures=True)
+            self._executor.shutdown(wait=True, cancel_futures=True)
             self._executor = None
 
     def start_workers(self, wait: bool = False) -> None:
-        """Start the workers (if closed); ``wait``: until each has loaded its models. Threads where the detector
-        releases the GIL (no start-up, frames shared), processes otherwise."""
-        from .detection import detector_class
-
-        n = self.config.runtime.resolved_workers()
+        """Start the worker threads (if closed); ``wait``: until each has loaded its models. A detector that holds
+        the GIL runs in the caller's thread: more threads would only take turns."""
+        n = self.workers
         if self._executor is None:
             if n == 1:
                 self._executor = _InlineExecutor(self.config.detection, self.config.face)
-            elif detector_class(self.config.detection.model).releases_gil:
-                self._executor = ThreadPoolExecutor(n, "detect", _init_worker,
-                                                    (self.config.detection, self.config.face, False))
             else:
-                self._executor = ProcessPoolExecutor(
-                    max_workers=n,
-                    mp_context=multiprocessing.get_context("spawn"),
-                    initializer=_init_worker,
-                    initargs=(self.config.detection, self.config.face),
-                )
+                self._executor = ThreadPoolExecutor(n, "detect", _init_worker, (self.config.detection, self.config.face))
             if not isinstance(self._executor, _InlineExecutor):
                 # A pool starts a worker per task submitted while none is idle: these pings start them all now.
                 for _ in range(n):
@@ -357,11 +348,6 @@ class Extractor:
                     batch.commit(busy=not finished_decoding or bool(pending))
             if batch.items or not batch.bound:
                 batch.commit(busy=False)
-        except BrokenProcessPool:
-            self._broken = True
-            raise ExtractionError(
-                "a worker process died (killed, or out of memory); finished frames are kept, re-run to resume"
-            ) from None
         finally:
             stop.set()
             for _, fut in pending:

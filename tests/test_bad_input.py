@@ -265,42 +265,6 @@ def test_ctrl_c_stops_within_seconds_and_the_rerun_resumes(photo_folder, tmp_pat
     assert len(m["frames"]) == PHOTOS and all(i["status"] == "done" for i in m["inputs"])
 
 
-@pytest.fixture(scope="module")
-def small_photo_folder(photo_folder, tmp_path_factory) -> Path:
-    """24 of the photos: HOG in worker processes takes ~0.1 s a photo, so the run is still far from done."""
-    src = tmp_path_factory.mktemp("kill24") / "photos"
-    for person in sorted(photo_folder.iterdir()):
-        (src / person.name).mkdir(parents=True)
-        for f in sorted(person.glob("*.jpg"))[:6]:
-            (src / person.name / f.name).write_bytes(f.read_bytes())
-    return src
-
-
-@pytest.mark.slow
-def test_a_worker_killed_mid_run_is_one_line_and_the_rerun_resumes(small_photo_folder, tmp_path):
-    photo_folder = small_photo_folder
-    out = tmp_path / "out"
-    # queue_frames=1: frames are committed two at a time, so most of the run is still ahead when the worker dies.
-    # dlib's HOG holds the GIL, so it runs in worker processes (CenterFace runs in threads of the main process).
-    args = ["run", str(photo_folder), "-o", str(out), "-q", "--set", "runtime.workers=2",
-            "--set", "runtime.queue_frames=1", "--set", "detection.model=hog"]
-    proc = subprocess.Popen([*PY, *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    deadline = time.monotonic() + 300
-    while _frames_committed(out) < 2:
-        assert proc.poll() is None and time.monotonic() < deadline
-        time.sleep(0.05)
-    children = Path(f"/proc/{proc.pid}/task/{proc.pid}/children").read_text().split()
-    workers = [c for c in children if "spawn_main" in Path(f"/proc/{c}/cmdline").read_text(errors="replace")]
-    assert workers, children
-    os.kill(int(workers[0]), signal.SIGKILL)  # what the kernel's OOM killer does
-    _, err = proc.communicate(timeout=60)
-    assert proc.returncode == 2 and "Traceback" not in err, err
-    assert "worker process" in err and len(err.strip().splitlines()) == 1
-    r = cli(*args)
-    assert r.returncode == 0, r.stderr
-    assert len(json.loads((out / "manifest.json").read_text())["frames"]) == 24
-
-
 def test_what_a_killed_run_left_half_written_is_removed_on_the_next_run(tmp_path):
     """SIGKILL can land while a frame is being written (write_atomic's temporary file) or outputs are staged."""
     from person_cluster.api import prepare_out

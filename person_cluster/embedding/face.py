@@ -1,10 +1,10 @@
 """dlib's ResNet face descriptor (128-d), computed on a chip aligned with the 5-point landmarks.
 
 Two steps, because they run in different places:
-- :class:`FaceAligner` (in the worker processes, beside detection): 5-point landmarks and dlib's own aligned
+- :class:`FaceAligner` (in the worker threads, beside detection): 5-point landmarks and dlib's own aligned
   150x150 chip (``dlib.get_face_chip``), the exact input dlib's ``compute_face_descriptor`` builds internally.
   Descriptors of resized box crops would be markedly worse.
-- :class:`FaceEncoder` (in the main process, batched with the clothing CNN): chips -> descriptors, either by
+- :class:`FaceEncoder` (in the main thread, batched with the clothing CNN): chips -> descriptors, either by
   dlib's network run in torch (``face.backend: torch``, the default; same weights, agrees with dlib to 5e-7 and
   is ~13x faster on a batch) or by dlib itself (``face.backend: dlib``; needed for ``num_jitters > 0``).
 """
