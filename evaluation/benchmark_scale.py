@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from person_cluster.api import cluster_table, table_distances
+from person_cluster.api import cluster_table, prepare_clustering
 from person_cluster.cache import CACHE_NAME, FeatureCache
 from person_cluster.config import Config
 from person_cluster.evaluation import clustering_scores
@@ -56,15 +56,16 @@ def lfw(out: Path, n: int | None, seed: int = 0) -> tuple[FaceTable, np.ndarray]
 
 def _table(face: np.ndarray, cloth: np.ndarray, has: np.ndarray) -> FaceTable:
     n = len(face)
-    return FaceTable(ids=np.arange(n), sources=[""] * n, frames=[None] * n, times=[None] * n,
+    # One photo per face: no two faces share a frame, so no cannot-links (as in a folder of portraits).
+    return FaceTable(ids=np.arange(n), sources=[f"{k}.jpg" for k in range(n)], frames=[None] * n, times=[None] * n,
                      bboxes=np.zeros((n, 4), np.int64), face=face, cloth=cloth, has_cloth=has)
 
 
 def measure(table: FaceTable, truth: np.ndarray, config: Config, phases: bool = False) -> tuple[float, float]:
     started = time.perf_counter()
-    distances = table_distances(table, config)  # what cluster_table does first; timed apart
+    prepared = prepare_clustering(table, config)  # what cluster_table does first; timed apart
     found = time.perf_counter()
-    labels = cluster_table(table, config, distances)
+    labels = cluster_table(table, config, prepared)
     seconds = time.perf_counter() - started
     if phases:
         print(f"# distances (all pairs or kNN graph + exact fused distances) {found - started:.1f} s, "

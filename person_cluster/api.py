@@ -11,6 +11,7 @@ import logging
 import os
 import shutil
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -26,6 +27,8 @@ from .sampling import discover_inputs
 
 if TYPE_CHECKING:
     from .clustering import DenseDistances, GraphDistances
+    from .constraints import CannotLinks
+    from .tracking import Tracks
 
 # Clustering, post-processing and outputs (scikit-learn, scipy: ~2 s to import) are imported where first used, so
 # that `run` starts its workers at once; its extractor imports them in the background (CLUSTERING_MODULES).
@@ -42,26 +45,59 @@ class RunError(PersonClusterError, RuntimeError):
     """The run cannot succeed; the message is one line for the user."""
 
 
-def table_distances(table: FaceTable, config: Config) -> DenseDistances | GraphDistances:
-    """Fused distances between the faces of ``table`` (all pairs, or a kNN graph above dense_max_faces)."""
+@dataclass
+class ClusteringInput:
+    """What clustering reads: tracks, cannot-links, and distances between tracks (cannot-linked pairs set far).
+    Depends on the fusion, tracking and constraint settings only, so a sweep reuses it across the others."""
+
+    tracks: Tracks
+    cannot: CannotLinks  # between faces
+    distances: DenseDistances | GraphDistances  # between tracks (faces, for dbscan)
+
+    @staticmethod
+    def key(config: Config) -> tuple:
+        cc = config.clustering
+        return (config.fusion, config.tracking, cc.cannot_link, cc.algorithm == "dbscan", cc.dense_max_faces,
+                cc.knn_neighbors)
+
+
+def prepare_clustering(table: FaceTable, config: Config) -> ClusteringInput:
+    """Tracks (must-links) and cannot-links of ``table``, and fused distances between the tracks. DBSCAN, the
+    seeds' baseline, clusters faces without either."""
     from .clustering import fused_distance_source
+    from .constraints import FAR, CannotLinks
+    from .tracking import Tracks, link_tracks
 
     fc, cc = config.fusion, config.clustering
-    return fused_distance_source(table.face, table.cloth, table.has_cloth, fc.face_weight, fc.cloth_weight,
-                                 cc.dense_max_faces, cc.knn_neighbors)
+    baseline = cc.algorithm == "dbscan"
+    tracks = Tracks.singletons(len(table)) if baseline else link_tracks(table, config.tracking)
+    cannot = CannotLinks.same_frame(table) if cc.cannot_link and not baseline else CannotLinks.none(len(table))
+    face, _ = tracks.mean(table.face)
+    cloth, has_cloth = tracks.mean(table.cloth, table.has_cloth)
+    distances = fused_distance_source(face, cloth, has_cloth, fc.face_weight, fc.cloth_weight,
+                                      cc.dense_max_faces, cc.knn_neighbors)
+    between = cannot.map(tracks.ids)
+    if len(between):
+        distances.forbid(between.i, between.j, FAR)
+    return ClusteringInput(tracks, cannot, distances)
 
 
-def cluster_table(table: FaceTable, config: Config,
-                  distances: DenseDistances | GraphDistances | None = None) -> np.ndarray:
-    """Cluster labels (-1 = unassigned) for every face of ``table``; ``distances`` may be reused between calls
-    that share the fusion settings (as a sweep does)."""
+def cluster_table(table: FaceTable, config: Config, prepared: ClusteringInput | None = None) -> np.ndarray:
+    """Cluster labels (-1 = unassigned) for every face of ``table``: tracks are clustered, their faces take
+    their label, cannot-linked faces end in different clusters. ``prepared`` may be reused between calls with
+    the same :meth:`ClusteringInput.key` (as a sweep does)."""
     from .clustering import cluster_distances
     from .postprocess import postprocess
 
-    if distances is None:
-        distances = table_distances(table, config)
-    labels = cluster_distances(distances, config.clustering)
-    return postprocess(labels, table.face, table.cloth, table.has_cloth, config.postprocess)
+    if prepared is None:
+        prepared = prepare_clustering(table, config)
+    labels = cluster_distances(prepared.distances, config.clustering)
+    between = prepared.cannot.map(prepared.tracks.ids)
+    if len(between):
+        labels = between.split(labels, prepared.distances.among)
+    labels = labels[prepared.tracks.ids]
+    return postprocess(labels, table.face, table.cloth, table.has_cloth, config.postprocess,
+                       prepared.cannot if len(prepared.cannot) else None)
 
 
 def check_out(out: Path, overwrite: bool) -> None:

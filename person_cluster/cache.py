@@ -18,6 +18,7 @@ import numpy as np
 
 from .errors import PersonClusterError
 from .records import FaceRecord, FaceTable, FrameInfo, SkippedInput
+from .sampling.shots import Shot, shot_of
 
 CACHE_NAME = "features.sqlite"
 SCHEMA_VERSION = 1
@@ -35,6 +36,9 @@ CREATE TABLE IF NOT EXISTS faces (
     left INTEGER NOT NULL, top INTEGER NOT NULL, right INTEGER NOT NULL, bottom INTEGER NOT NULL,
     score REAL NOT NULL, face BLOB NOT NULL, cloth BLOB, face_jpg BLOB NOT NULL, body_jpg BLOB,
     PRIMARY KEY (source, frame, left, top, right, bottom));
+CREATE TABLE IF NOT EXISTS shots (
+    source TEXT NOT NULL, shot INTEGER NOT NULL, first_frame INTEGER NOT NULL, last_frame INTEGER NOT NULL,
+    fps REAL NOT NULL, PRIMARY KEY (source, shot));
 """
 
 # Deterministic face order: input order as given, then frame, then box. Face ids in the manifest are ranks in it.
@@ -136,6 +140,19 @@ class FeatureCache:
                 ],
             )
 
+    def set_shots(self, source: str, shots: list[Shot]) -> None:
+        """Replace the shots of ``source`` (a resumed run finds them again)."""
+        with self.transaction():
+            self.db.execute("DELETE FROM shots WHERE source = ?", (source,))
+            self.db.executemany("INSERT INTO shots VALUES (?, ?, ?, ?, ?)",
+                                [(source, s.index, s.first_frame, s.last_frame, s.fps) for s in shots])
+
+    def shots(self) -> list[Shot]:
+        """Every video's shots, in input order."""
+        rows = self.db.execute("SELECT s.source, s.shot, s.first_frame, s.last_frame, s.fps FROM shots s "
+                               "JOIN inputs i ON i.source = s.source ORDER BY i.position, s.shot")
+        return [Shot(*r) for r in rows]
+
     def set_input(self, position: int, source: str, kind: str | None, status: str, reason: str | None = None) -> None:
         with self.transaction():
             self.db.execute(
@@ -181,8 +198,18 @@ class FeatureCache:
             if cloth_rows[i] is not None:
                 cloth[i] = cloth_rows[i]
                 has_cloth[i] = True
+        shots: dict[str, list[Shot]] = {}
+        for shot in self.shots():
+            shots.setdefault(shot.source, []).append(shot)
+        frames = np.array([r[1] for r in rows], np.int64)
+        sources = [r[0] for r in rows]
+        shot_ids = np.full(n, -1, np.int64)
+        for source, its in shots.items():
+            rows_of = np.array([s == source for s in sources], bool)
+            shot_ids[rows_of] = shot_of(its, frames[rows_of])
         return FaceTable(
             ids=np.arange(n),
+            shots=shot_ids,
             sources=[r[0] for r in rows],
             frames=[None if r[1] == _NO_FRAME else r[1] for r in rows],
             times=[r[2] for r in rows],

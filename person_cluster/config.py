@@ -39,7 +39,9 @@ class SamplingConfig:
     mode: str = "interval"  # "interval": one frame every capture_interval_sec; "scene": per detected shot
     capture_interval_sec: float = 1.0
     frames_per_scene: int = 1  # scene mode: 1 (middle of the shot) or 2 (at 1/3 and 2/3)
-    scene_threshold: float = 27.0  # PySceneDetect ContentDetector threshold
+    # Shots of every video, found while decoding (PySceneDetect's ContentDetector): face tracks never cross a cut.
+    shots: bool = True
+    scene_threshold: float = 27.0  # PySceneDetect ContentDetector threshold (shots, and scene mode)
     min_scene_len_sec: float = 0.5
     skip_sec: float = 0.0  # ignore the start of every video
     stop_sec: float | None = None  # ignore everything after this time
@@ -145,6 +147,21 @@ class FusionConfig:
 
 
 @dataclass
+class TrackingConfig:
+    """Face tracks (see person_cluster.tracking): faces linked across the sampled frames of one shot."""
+
+    enabled: bool = True
+    max_gap_sec: float = 1.5  # a track stays open this long after its last face (a missed detection, a turn)
+    max_face_distance: float = 0.5  # L2-normalised descriptor distance to the track's last face
+    max_shift: float = 1.0  # centre movement since the track's last face, in face-box sizes
+
+    def validate(self) -> None:
+        _require(self.max_gap_sec >= 0, "tracking.max_gap_sec", "must be >= 0")
+        _require(0 < self.max_face_distance <= 2, "tracking.max_face_distance", "must be in (0, 2]")
+        _require(self.max_shift >= 0, "tracking.max_shift", "must be >= 0")
+
+
+@dataclass
 class ClusteringConfig:
     algorithm: str = "chinese_whispers"  # chinese_whispers | hac | dbscan (the seeds' baseline) | rank_order
     linkage: str = "average"  # HAC linkage: average, complete, single
@@ -159,6 +176,8 @@ class ClusteringConfig:
     # memory O(n k) instead of O(n^2).
     dense_max_faces: int = 20000
     knn_neighbors: int = 32
+    # Two faces of one frame or photo are two people (not for dbscan). Off for collages, mirrors, screens.
+    cannot_link: bool = True
 
     def validate(self) -> None:
         _require(
@@ -244,6 +263,7 @@ class Config:
     face: FaceConfig = field(default_factory=FaceConfig)
     cloth: ClothConfig = field(default_factory=ClothConfig)
     fusion: FusionConfig = field(default_factory=FusionConfig)
+    tracking: TrackingConfig = field(default_factory=TrackingConfig)
     clustering: ClusteringConfig = field(default_factory=ClusteringConfig)
     postprocess: PostprocessConfig = field(default_factory=PostprocessConfig)
     output: OutputConfig = field(default_factory=OutputConfig)

@@ -38,7 +38,7 @@ from .config import Config, DetectionConfig, FaceConfig, OutputConfig
 from .embedding.clothing import cloth_region
 from .errors import PersonClusterError
 from .records import FaceCandidate, Frame, FrameInfo, InputItem
-from .sampling import InputError, plan_frames, read_planned_frames
+from .sampling import InputError, Shot, plan_frames, read_planned_frames, shot_detector
 
 log = logging.getLogger(__name__)
 
@@ -149,6 +149,7 @@ class InputEnded:
     position: int
     item: InputItem
     error: str | None = None  # why the input was skipped (frames already decoded from it are kept)
+    shots: list[Shot] = field(default_factory=list)  # a video's shots, up to its last sampled frame
 
 
 @dataclass(frozen=True)
@@ -177,10 +178,11 @@ def _decode(items: list[tuple[int, InputItem]], config: Config, cache_done: dict
                 done = cache_done.get(item.source, set())
                 if not put(InputStarted(position, item, len(plan.indices))):
                     return
-                for frame in read_planned_frames(item, plan, skip=done):
+                shots = shot_detector(item, plan, config.sampling)
+                for frame in read_planned_frames(item, plan, skip=done, shots=shots):
                     if not put(FrameDecoded(position, item, frame)):
                         return
-                put(InputEnded(position, item))
+                put(InputEnded(position, item, shots=shots.shots() if shots else []))
             except InputError as exc:
                 put(InputEnded(position, item, str(exc)))
             except Exception as exc:  # one broken input must not stop the others
@@ -456,8 +458,9 @@ class _Batch:
                                                   frame.height), faces)
                         summary.frames += 1
                         summary.faces += len(faces)
-                    case InputEnded(position=position, item=item, error=error):
+                    case InputEnded(position=position, item=item, error=error, shots=shots):
                         status = "skipped" if error else "done"
+                        cache.set_shots(item.source, shots)
                         cache.set_input(position, item.source, item.kind, status, error)
         summary.store_s += time.perf_counter() - t
 

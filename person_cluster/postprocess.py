@@ -1,8 +1,10 @@
 """Stage 7: merge clusters whose centroids are close, then mark small clusters as unassigned (-1).
 
 Merging is done per pass on the graph "centroid distance below threshold": its connected components become the
-new clusters, so every cluster takes part in at most one merge per pass and the result does not depend on the
-order of the clusters. Passes repeat (with new centroids) until nothing changes or ``max_merge_passes``.
+new clusters, so the result does not depend on the order of the clusters. With cannot-links (two clusters that
+share a frame, see :mod:`.constraints`) the close pairs are joined closest first and a join that would bring a
+forbidden pair together is passed over (Kruskal's order: without constraints, the same components). Passes repeat
+(with new centroids) until nothing changes or ``max_merge_passes``.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from scipy.sparse.csgraph import connected_components
 from scipy.spatial.distance import cdist
 
 from .config import PostprocessConfig
+from .constraints import CannotLinks
 from .fusion import l2_normalize
 
 UNASSIGNED = -1
@@ -36,8 +39,10 @@ def merge_close_clusters(
     face_threshold: float | None,
     cloth_threshold: float | None,
     max_passes: int = 5,
+    cannot: CannotLinks | None = None,
 ) -> np.ndarray:
-    """Merge clusters whose face centroids (or clothing centroids) are closer than the thresholds."""
+    """Merge clusters whose face centroids (or clothing centroids) are closer than the thresholds, never two that
+    ``cannot`` (between faces) keeps apart."""
     labels = compact(labels)
     f = l2_normalize(face)
     c = l2_normalize(cloth) if cloth.shape[1] else cloth
@@ -48,32 +53,71 @@ def merge_close_clusters(
         pairs = []
         if face_threshold is not None:
             cf, _ = _centroids(f, labels, k)
-            pairs.append(_close_pairs(cf, face_threshold))
+            i, j, d = _close_pairs(cf, face_threshold)
+            pairs.append((i, j, d / face_threshold))
         if cloth_threshold is not None and c.shape[1]:
             cc, present = _centroids(c, labels, k, has_cloth)
-            i, j = _close_pairs(cc, cloth_threshold)
+            i, j, d = _close_pairs(cc, cloth_threshold)
             keep = present[i] & present[j]
-            pairs.append((i[keep], j[keep]))
-        i = np.concatenate([p[0] for p in pairs]) if pairs else np.zeros(0, np.int64)
-        j = np.concatenate([p[1] for p in pairs]) if pairs else np.zeros(0, np.int64)
-        adjacent = csr_matrix((np.ones(len(i), bool), (i, j)), shape=(k, k))
-        n_comp, comp = connected_components(adjacent, directed=False)
+            pairs.append((i[keep], j[keep], d[keep] / cloth_threshold))
+        i, j, d = (np.concatenate([p[n] for p in pairs]) if pairs else np.zeros(0) for n in range(3))
+        i, j = i.astype(np.int64), j.astype(np.int64)
+        forbidden = cannot.forbidden_between(labels) if cannot is not None and len(cannot) else set()
+        if forbidden:
+            n_comp, comp = _join_allowed(i, j, d, k, forbidden)
+        else:
+            n_comp, comp = connected_components(csr_matrix((np.ones(len(i), bool), (i, j)), shape=(k, k)),
+                                                directed=False)
         if n_comp == k:
             break
         labels = np.where(labels >= 0, comp[np.maximum(labels, 0)], UNASSIGNED)
     return compact(labels)
 
 
-def _close_pairs(x: np.ndarray, threshold: float, block: int = 2048) -> tuple[np.ndarray, np.ndarray]:
-    """Index pairs of rows of ``x`` closer than ``threshold``, in row blocks: memory O(block * len(x)), so that
-    tens of thousands of clusters (a million faces) never need a k x k matrix."""
-    rows, cols = [], []
+def _join_allowed(i: np.ndarray, j: np.ndarray, d: np.ndarray, k: int,
+                  forbidden: set[tuple[int, int]]) -> tuple[int, np.ndarray]:
+    """Components of the close pairs joined closest first (ties by index), skipping a join that would put a
+    forbidden pair of clusters into one component."""
+    parent = list(range(k))
+    apart: dict[int, set[int]] = {c: set() for c in range(k)}  # root -> roots it may never join
+    for a, b in forbidden:
+        apart[a].add(b)
+        apart[b].add(a)
+
+    def find(x: int) -> int:
+        while parent[x] != x:
+            parent[x] = parent[parent[x]]
+            x = parent[x]
+        return x
+
+    for n in np.lexsort((j, i, d)):
+        ra, rb = find(int(i[n])), find(int(j[n]))
+        if ra == rb or rb in apart[ra]:
+            continue
+        parent[rb] = ra
+        merged = apart[ra] | apart.pop(rb)
+        for other in merged:  # the others now keep away from ra instead of rb
+            apart[other].discard(rb)
+            apart[other].add(ra)
+        apart[ra] = merged
+    roots = np.array([find(x) for x in range(k)])
+    _, comp = np.unique(roots, return_inverse=True)
+    return int(comp.max()) + 1 if k else 0, comp
+
+
+def _close_pairs(x: np.ndarray, threshold: float, block: int = 2048) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Index pairs of rows of ``x`` closer than ``threshold`` and their distances, in row blocks: memory
+    O(block * len(x)), so that tens of thousands of clusters (a million faces) never need a k x k matrix."""
+    rows, cols, dists = [], [], []
     for start in range(0, len(x), block):
-        close = cdist(x[start:start + block], x) < threshold
-        i, j = np.nonzero(close)
+        d = cdist(x[start:start + block], x)
+        i, j = np.nonzero(d < threshold)
         rows.append(i + start)
         cols.append(j)
-    return (np.concatenate(rows), np.concatenate(cols)) if rows else (np.zeros(0, np.int64), np.zeros(0, np.int64))
+        dists.append(d[i, j])
+    if not rows:
+        return np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0)
+    return np.concatenate(rows), np.concatenate(cols), np.concatenate(dists)
 
 
 def drop_small_clusters(labels: np.ndarray, min_csize: int) -> np.ndarray:
@@ -99,9 +143,11 @@ def compact(labels: np.ndarray) -> np.ndarray:
     return np.where(valid, mapping[np.maximum(labels, 0)], UNASSIGNED)
 
 
-def postprocess(labels: np.ndarray, face: np.ndarray, cloth: np.ndarray, has_cloth: np.ndarray, config: PostprocessConfig) -> np.ndarray:
+def postprocess(labels: np.ndarray, face: np.ndarray, cloth: np.ndarray, has_cloth: np.ndarray,
+                config: PostprocessConfig, cannot: CannotLinks | None = None) -> np.ndarray:
     if config.max_merge_passes and (config.merge_face_threshold is not None or config.merge_cloth_threshold is not None):
         labels = merge_close_clusters(
-            labels, face, cloth, has_cloth, config.merge_face_threshold, config.merge_cloth_threshold, config.max_merge_passes
+            labels, face, cloth, has_cloth, config.merge_face_threshold, config.merge_cloth_threshold,
+            config.max_merge_passes, cannot,
         )
     return compact(drop_small_clusters(labels, config.min_csize))

@@ -150,6 +150,12 @@ class FaceTable:
     face: np.ndarray  # (n, 128) float32, raw descriptors
     cloth: np.ndarray  # (n, d) float32; rows without a clothing feature are zero
     has_cloth: np.ndarray  # (n,) bool
+    # (n,) int: each face's shot in its video (-1: a photo, or a video whose shots were not found)
+    shots: np.ndarray | None = None
+
+    def __post_init__(self) -> None:
+        if self.shots is None:
+            self.shots = np.full(len(self.ids), -1, np.int64)
 
     def __len__(self) -> int:
         return int(self.ids.shape[0])

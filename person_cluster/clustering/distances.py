@@ -41,6 +41,10 @@ class DenseDistances:
         if len(self.condensed) != n * (n - 1) // 2:
             raise ValueError(f"condensed distances of {n} items must have {n * (n - 1) // 2} entries")
 
+    def forbid(self, i: np.ndarray, j: np.ndarray, far: float) -> None:
+        """Set the pairs (i < j) to ``far`` (cannot-links, see :mod:`person_cluster.constraints`)."""
+        self.condensed[condensed_index(i, j, self.n)] = far
+
     @classmethod
     def from_square(cls, square: np.ndarray) -> DenseDistances:
         return cls(squareform(np.asarray(square, np.float64), checks=False), len(square))
@@ -89,6 +93,18 @@ class GraphDistances:
         self.graph.sort_indices()
         self.n = graph.shape[0]
         self._pair_distances = pair_distances  # (i, j) -> exact distances, for subsets
+        self._forbidden: tuple[np.ndarray, np.ndarray, float] | None = None
+
+    def forbid(self, i: np.ndarray, j: np.ndarray, far: float) -> None:
+        """Set the pairs (i < j) to ``far``, on the graph's edges and in :meth:`among`."""
+        self._forbidden = (np.asarray(i, np.int64), np.asarray(j, np.int64), far)
+        g = self.graph
+        for a, b in ((i, j), (j, i)):  # both directions of the symmetric graph
+            for r, c in zip(a, b):
+                lo, hi = g.indptr[r], g.indptr[r + 1]
+                k = lo + np.searchsorted(g.indices[lo:hi], c)
+                if k < hi and g.indices[k] == c:
+                    g.data[k] = far
 
     def pairs_below(self, threshold: float, inclusive: bool = False) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         coo = self.graph.tocoo()
@@ -98,7 +114,16 @@ class GraphDistances:
     def among(self, idx: np.ndarray) -> np.ndarray:
         idx = np.asarray(idx, np.int64)
         a, b = np.triu_indices(len(idx), 1)
-        return self._pair_distances(idx[a], idx[b])
+        d = self._pair_distances(idx[a], idx[b])
+        if self._forbidden is not None:
+            fi, fj, far = self._forbidden
+            pos = np.full(self.n, -1, np.int64)
+            pos[idx] = np.arange(len(idx))
+            pa, pb = pos[fi], pos[fj]
+            keep = (pa >= 0) & (pb >= 0)
+            pa, pb = np.minimum(pa[keep], pb[keep]), np.maximum(pa[keep], pb[keep])
+            d[len(idx) * pa - pa * (pa + 1) // 2 + (pb - pa - 1)] = far
+        return d
 
     def neighbours(self, k: int) -> tuple[np.ndarray, np.ndarray]:
         idx = np.full((self.n, k), -1, np.int64)

@@ -81,7 +81,7 @@ def load_grid(path: str | Path, truth: str | None = None) -> Grid:
 
 def run_sweep(out: str | Path, grid: Grid) -> list[dict[str, Any]]:
     """One row per setting: the setting, every metric, and the clustering wall time."""
-    from ..api import cluster_table, table_distances
+    from ..api import ClusteringInput, cluster_table, prepare_clustering
 
     out = Path(out)
     with FeatureCache.open_existing(out / CACHE_NAME) as cache:
@@ -95,13 +95,13 @@ def run_sweep(out: str | Path, grid: Grid) -> list[dict[str, Any]]:
         raise TruthError(f"{grid.truth}: no detected face of this run matches the truth")
     from . import score
 
-    rows, distances, fusion_key = [], None, None
+    rows, prepared, prepared_key = [], None, None
     for setting, config in zip(settings, configs):
         started = time.perf_counter()
-        key = (config.fusion, config.clustering.dense_max_faces, config.clustering.knn_neighbors)
-        if key != fusion_key:  # distances depend on fusion only: reuse them across clustering settings
-            distances, fusion_key = table_distances(table, config), key
-        labels = cluster_table(table, config, distances)
+        key = ClusteringInput.key(config)
+        if key != prepared_key:  # tracks and distances: reused across the other clustering settings
+            prepared, prepared_key = prepare_clustering(table, config), key
+        labels = cluster_table(table, config, prepared)
         row = {**setting, **score(match, labels), "seconds": round(time.perf_counter() - started, 3)}
         log.info("%s", {k: row[k] for k in (*setting, "nmi", "pairwise_f", "bcubed_f")})
         rows.append(row)

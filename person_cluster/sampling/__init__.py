@@ -14,16 +14,21 @@ from ..config import SamplingConfig
 from ..records import Frame, InputItem
 from .images import read_image
 from .inputs import InputError, discover_inputs
+from .shots import Shot, ShotDetector, shot_of
 from .video import VideoError, VideoInfo, probe_video, read_video_frames, sample_indices, scene_indices
 
 __all__ = [
     "FramePlan",
     "InputError",
+    "Shot",
+    "ShotDetector",
     "VideoError",
     "discover_inputs",
     "plan_frames",
     "read_image",
     "read_planned_frames",
+    "shot_detector",
+    "shot_of",
 ]
 
 
@@ -44,12 +49,22 @@ def plan_frames(item: InputItem, config: SamplingConfig) -> FramePlan:
     return FramePlan(info, list(indices))
 
 
-def read_planned_frames(item: InputItem, plan: FramePlan,
-                        skip: AbstractSet[int | None] = frozenset()) -> Iterator[Frame]:
-    """Yield the planned frames except those in ``skip`` (already in the cache)."""
+def read_planned_frames(item: InputItem, plan: FramePlan, skip: AbstractSet[int | None] = frozenset(),
+                        shots: ShotDetector | None = None) -> Iterator[Frame]:
+    """Yield the planned frames except those in ``skip`` (already in the cache). A video's ``shots`` detector
+    sees every frame decoded up to the last planned one, skipped or not, so that a resumed run finds the same
+    shots."""
     if plan.info is None:
         if None not in skip:
             yield Frame(source=item.source, index=None, time_s=None, image=read_image(item.source))
         return
     wanted = [i for i in plan.indices if i is not None and i not in skip]
-    yield from read_video_frames(item.source, plan.info, wanted)
+    planned = [i for i in plan.indices if i is not None]
+    yield from read_video_frames(item.source, plan.info, wanted, shots, planned[-1] if planned else -1)
+
+
+def shot_detector(item: InputItem, plan: FramePlan, config: SamplingConfig) -> ShotDetector | None:
+    """A detector for the shots of a video input (None for a photo, or with ``sampling.shots: false``)."""
+    if plan.info is None or not config.shots:
+        return None
+    return ShotDetector(item.source, plan.info.fps, config.scene_threshold, config.min_scene_len_sec)

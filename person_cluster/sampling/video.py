@@ -30,6 +30,7 @@ cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_ERROR)  # its "can't c
 from ..config import SamplingConfig
 from ..records import Frame
 from .inputs import InputError
+from .shots import ShotDetector
 
 log = logging.getLogger(__name__)
 
@@ -197,14 +198,19 @@ class _Numbering:
         return round((pts - self.origin) * self.time_base * self.rate)
 
 
-def read_video_frames(path: str, info: VideoInfo, indices: list[int]) -> Iterator[Frame]:
-    """Yield the frames at ``indices`` (sorted), decoding forward; stops early at a truncated end."""
-    if not indices:
+def read_video_frames(path: str, info: VideoInfo, indices: list[int], shots: ShotDetector | None = None,
+                      through: int = -1) -> Iterator[Frame]:
+    """Yield the frames at ``indices`` (sorted), decoding forward; stops early at a truncated end. ``shots`` is
+    fed every frame decoded up to ``through`` (or the last index, if later)."""
+    last = max(indices[-1] if indices else -1, through if shots is not None else -1)
+    if last < 0:
         return
-    wanted, last = set(indices), indices[-1]
+    wanted = set(indices)
     yielded = 0
     with _open(path) as container:
         for number, frame in _decode(container, frozenset(indices)):
+            if shots is not None and number <= last:
+                shots.feed(number, frame)
             if number in wanted:
                 wanted.discard(number)
                 yielded += 1

@@ -1,0 +1,100 @@
+"""Shots of a video, found while it is decoded for sampling (no second pass over the file).
+
+PySceneDetect's ContentDetector is fed the frames the sampling reader decodes anyway, downscaled to
+:data:`SHOT_WIDTH` pixels wide (PySceneDetect downscales likewise before scoring). Frames that FFmpeg is told not to
+decode (non-reference frames that are not sampled, see :mod:`.video`) are not fed: the detector then compares
+frames one or two apart instead of neighbours, which a cut still dominates. A dissolve spreads its change over many
+frames and may stay under the threshold; the face tracker's descriptor gate keeps tracks from crossing it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import av
+import cv2
+import numpy as np
+
+SHOT_WIDTH = 256
+
+
+@dataclass(frozen=True)
+class Shot:
+    """Frames ``first_frame``..``last_frame`` (inclusive) of ``source``, numbered ``index`` from 0 in it."""
+
+    source: str
+    index: int
+    first_frame: int
+    last_frame: int
+    fps: float
+
+    @property
+    def first_time(self) -> float:
+        return round(self.first_frame / self.fps, 3)
+
+    @property
+    def last_time(self) -> float:
+        return round(self.last_frame / self.fps, 3)
+
+    def as_dict(self) -> dict:
+        return {"source": self.source, "shot": self.index, "first_frame": self.first_frame,
+                "last_frame": self.last_frame, "first_time_s": self.first_time, "last_time_s": self.last_time}
+
+
+class ShotDetector:
+    """Feed it decoded frames in order (:meth:`feed`), then :meth:`shots` lists the shots up to the last frame fed."""
+
+    def __init__(self, source: str, fps: float, threshold: float, min_shot_sec: float) -> None:
+        from scenedetect import ContentDetector
+
+        self.source, self.fps = source, fps
+        self._detector = ContentDetector(threshold=threshold, min_scene_len=max(1, round(min_shot_sec * fps)))
+        self._cuts: list[int] = []  # first frame of each shot after the first
+        self._last = -1
+
+    def _timecode(self, number: int):  # -> scenedetect.FrameTimecode
+        from scenedetect import FrameTimecode
+
+        return FrameTimecode(number, self.fps)
+
+    def feed(self, number: int, frame: av.VideoFrame) -> None:
+        self._add(self._detector.process_frame(self._timecode(number), small_bgr(frame)))
+        self._last = max(self._last, number)
+
+    def _add(self, cuts: list) -> None:
+        self._cuts.extend(c.frame_num for c in cuts if c.frame_num > 0 and (not self._cuts or c.frame_num > self._cuts[-1]))
+
+    def shots(self) -> list[Shot]:
+        """The shots from frame 0 to the last frame fed (none if nothing was fed)."""
+        if self._last < 0:
+            return []
+        self._add(self._detector.post_process(self._timecode(self._last)))
+        starts = [0, *(c for c in self._cuts if c <= self._last)]
+        ends = [s - 1 for s in starts[1:]] + [self._last]
+        return [Shot(self.source, k, a, b, self.fps) for k, (a, b) in enumerate(zip(starts, ends))]
+
+
+def small_bgr(frame: av.VideoFrame) -> np.ndarray:
+    """The frame about :data:`SHOT_WIDTH` pixels wide, in BGR. 4:2:0 YUV (almost every video) is subsampled from
+    its planes directly: 0.1 ms a 720p frame, against 1.2 ms for FFmpeg's scaler, which is the fallback."""
+    if frame.format.name not in ("yuv420p", "yuvj420p") or frame.width < 2 * SHOT_WIDTH:
+        height = max(2, round(frame.height * SHOT_WIDTH / max(1, frame.width)))
+        return frame.reformat(width=SHOT_WIDTH, height=height, format="bgr24").to_ndarray()
+    step = frame.width // SHOT_WIDTH // 2  # on the chroma planes; twice that on luma
+    y, u, v = (np.frombuffer(p, np.uint8).reshape(-1, p.line_size)[: p.height, : p.width] for p in frame.planes)
+    u, v = u[::step, ::step], v[::step, ::step]
+    h, w = u.shape
+    yuv = np.dstack([y[:: 2 * step, :: 2 * step][:h, :w], u, v])
+    return cv2.cvtColor(yuv, cv2.COLOR_YUV2BGR)
+
+
+def shot_of(shots: list[Shot], frames: np.ndarray) -> np.ndarray:
+    """Index of the shot holding each of ``frames`` (shots as :meth:`ShotDetector.shots` lists them, in order);
+    -1 for a frame before the first shot or after the last."""
+    frames = np.asarray(frames, np.int64)
+    if not shots:
+        return np.full(len(frames), -1, np.int64)
+    starts = np.array([s.first_frame for s in shots], np.int64)
+    k = np.searchsorted(starts, frames, side="right") - 1
+    inside = (k >= 0) & (frames <= shots[-1].last_frame)
+    return np.where(inside, k, -1)

@@ -1,0 +1,105 @@
+"""Face tracks: the faces of one person on consecutive sampled frames of one shot, linked before clustering.
+
+Inside a shot, each sampled frame's faces are assigned to the tracks still open (last seen at most
+``max_gap_sec`` earlier) by :func:`scipy.optimize.linear_sum_assignment` on the descriptor distance; a pair is
+allowed only if it is close in the descriptor space (``max_face_distance``) *and* on screen (the centre moved by at
+most ``max_shift`` box sizes, the size changed by less than 2x). A face no track takes starts one. Tracks never
+cross a cut (shots come from :mod:`.sampling.shots`) and never hold two faces of one frame; photos give one-face
+tracks. Tracks are computed from the cache at clustering time, so their settings can be tuned by ``cluster``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from scipy.optimize import linear_sum_assignment
+
+from .config import TrackingConfig
+from .fusion import l2_normalize
+from .records import FaceTable
+
+_FORBIDDEN = 1e6
+
+
+@dataclass
+class Tracks:
+    """``ids[i]``: the track of face ``i``, numbered 0.. in order of each track's first face."""
+
+    ids: np.ndarray
+
+    @property
+    def count(self) -> int:
+        return int(self.ids.max()) + 1 if len(self.ids) else 0
+
+    @classmethod
+    def singletons(cls, n: int) -> Tracks:
+        return cls(np.arange(n, dtype=np.int64))
+
+    def mean(self, x: np.ndarray, mask: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """Each track's mean of the L2-normalised rows of ``x`` (those in ``mask``), normalised again, and whether
+        the track had any such row."""
+        use = np.ones(len(x), bool) if mask is None else mask
+        sums = np.zeros((self.count, x.shape[1]), np.float64)
+        np.add.at(sums, self.ids[use], l2_normalize(x[use]))
+        present = np.bincount(self.ids[use], minlength=self.count) > 0
+        return l2_normalize(sums.astype(np.float32)), present
+
+    def members(self) -> list[np.ndarray]:
+        """Face indices of each track, in face order."""
+        order = np.argsort(self.ids, kind="stable")
+        return np.split(order, np.flatnonzero(np.diff(self.ids[order])) + 1) if len(order) else []
+
+
+def link_tracks(table: FaceTable, config: TrackingConfig) -> Tracks:
+    """Tracks of ``table``'s faces (one-face tracks for photos, or with ``tracking.enabled: false``)."""
+    n = len(table)
+    if not config.enabled or n == 0:
+        return Tracks.singletons(n)
+    face = l2_normalize(table.face)
+    boxes = table.bboxes.astype(np.float64)
+    centre = (boxes[:, :2] + boxes[:, 2:]) / 2
+    size = np.maximum(boxes[:, 2:] - boxes[:, :2], 1).max(axis=1)
+    track = np.full(n, -1, np.int64)
+    next_id = 0
+    # A video's faces are grouped by (source, shot), then by frame; photos (frame None) each start a track.
+    groups: dict[tuple[str, int], dict[int, list[int]]] = {}
+    for i in range(n):
+        if table.frames[i] is None:
+            track[i], next_id = next_id, next_id + 1
+            continue
+        groups.setdefault((table.sources[i], int(table.shots[i])), {}).setdefault(table.frames[i], []).append(i)
+    for frames in groups.values():
+        open_tracks: list[tuple[int, int]] = []  # (track id, its last face)
+        for frame in sorted(frames):
+            faces = frames[frame]
+            now = table.times[faces[0]]
+            open_tracks = [(t, last) for t, last in open_tracks
+                           if now is None or table.times[last] is None or now - table.times[last] <= config.max_gap_sec]
+            taken: set[int] = set()
+            if open_tracks:
+                last = np.array([f for _, f in open_tracks])
+                cand = np.array(faces)
+                cost = np.linalg.norm(face[last][:, None] - face[cand][None], axis=2)
+                shift = np.linalg.norm(centre[last][:, None] - centre[cand][None], axis=2) / size[last][:, None]
+                ratio = size[cand][None] / size[last][:, None]
+                allowed = (cost <= config.max_face_distance) & (shift <= config.max_shift) & (ratio < 2) & (ratio > 0.5)
+                rows, cols = linear_sum_assignment(np.where(allowed, cost, _FORBIDDEN))
+                for r, c in zip(rows, cols):
+                    if allowed[r, c]:
+                        track[cand[c]] = open_tracks[r][0]
+                        open_tracks[r] = (open_tracks[r][0], int(cand[c]))
+                        taken.add(int(cand[c]))
+            for i in faces:
+                if i not in taken:
+                    track[i], next_id = next_id, next_id + 1
+                    open_tracks.append((int(track[i]), i))
+    return Tracks(_renumber(track))
+
+
+def _renumber(track: np.ndarray) -> np.ndarray:
+    """Track ids 0.. in order of each track's first face (face order is the cache's: input, frame, box)."""
+    _, first, inverse = np.unique(track, return_index=True, return_inverse=True)
+    rank = np.empty(len(first), np.int64)
+    rank[np.argsort(first, kind="stable")] = np.arange(len(first))
+    return rank[inverse]
