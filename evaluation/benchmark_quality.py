@@ -52,7 +52,7 @@ FRIENDS = SHARED / "videos" / "friends_kitchen_clip.mp4"
 FRIENDS_TRUTH = SHARED / "truth" / "friends_kitchen_clip.truth.csv"
 COLUMNS = ("nmi", "ari", "pairwise_precision", "pairwise_recall", "pairwise_f", "bcubed_precision",
            "bcubed_recall", "bcubed_f", "purity", "n_clusters", "n_identities", "n_faces_scored", "coverage",
-           "detection_recall")
+           "detection_recall", "same_frame_pairs")
 
 
 def extract_once(inputs: list[str], out: Path, config: Config) -> None:
@@ -115,7 +115,7 @@ def evaluate(name: str, out: Path, truth: str, config: Config) -> list[list[str]
         started = time.perf_counter()
         labels = method(table, config)
         seconds = time.perf_counter() - started
-        s = score(match, labels)
+        s = score(match, labels, table.sources, table.frames)
         rows.append([name, method_name] + [f"{s[k]:.3f}" if isinstance(s[k], float) else str(s[k]) for k in COLUMNS]
                     + [f"{seconds:.1f}"])
         print(" | ".join(rows[-1]), file=sys.stderr)

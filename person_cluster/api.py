@@ -167,8 +167,9 @@ def cluster_out(out: str | Path, config: Config | None = None) -> dict[str, Any]
         with FeatureCache.open_existing(out / CACHE_NAME) as cache:
             config = config or Config.from_dict(cache.get_meta("config"))
             table = cache.load_table()
-            labels = cluster_table(table, config)
-            return write_outputs(out, cache, table, labels, config)
+            prepared = prepare_clustering(table, config)
+            labels = cluster_table(table, config, prepared)
+            return write_outputs(out, cache, table, labels, config, prepared.tracks.ids)
     except CacheError as exc:
         raise RunError(str(exc)) from None
 

@@ -10,13 +10,15 @@ from typing import Any
 import numpy as np
 
 from ..records import FrameInfo
-from .metrics import METRIC_KEYS, clustering_scores
+from .metrics import METRIC_KEYS, clustering_scores, same_frame_pairs
 from .truth import CsvTruth, FolderTruth, TruthError, TruthMatch, load_truth
 
 
-def score(match: TruthMatch, labels: np.ndarray) -> dict[str, Any]:
-    """Every metric for the scored faces of ``match`` under ``labels`` (one per detection of the run)."""
+def score(match: TruthMatch, labels: np.ndarray, sources: list[str], frames: list[int | None]) -> dict[str, Any]:
+    """Every metric for the scored faces of ``match`` under ``labels`` (one per detection of the run, which are
+    in ``sources`` and ``frames``)."""
     out = clustering_scores(match.identities, np.asarray(labels)[match.faces])
+    out["same_frame_pairs"] = same_frame_pairs(sources, frames, labels)
     out["detection_recall"] = match.detection_recall
     out["n_truth_faces"] = match.n_truth
     out["n_truth_left_out"] = match.n_left_out
@@ -35,8 +37,9 @@ def evaluate_out(out: str | Path, truth: str) -> dict[str, Any]:
         raise TruthError(f"{path}: unreadable manifest ({exc})") from None
     sampled = [FrameInfo(f["source"], f["frame"], f["time_s"], f["width"], f["height"]) for f in frames]
     bboxes = np.array([f["bbox"] for f in faces], np.int64).reshape(-1, 4)
-    match = load_truth(truth).match([f["source"] for f in faces], [f["frame"] for f in faces], bboxes, sampled)
-    return score(match, np.array([f["cluster"] for f in faces], np.int64))
+    sources, frame_ids = [f["source"] for f in faces], [f["frame"] for f in faces]
+    match = load_truth(truth).match(sources, frame_ids, bboxes, sampled)
+    return score(match, np.array([f["cluster"] for f in faces], np.int64), sources, frame_ids)
 
 
 __all__ = ["METRIC_KEYS", "CsvTruth", "FolderTruth", "TruthError", "TruthMatch", "clustering_scores",

@@ -15,6 +15,7 @@ import numpy as np
 METRIC_KEYS = (
     "nmi", "ari", "pairwise_precision", "pairwise_recall", "pairwise_f", "bcubed_precision", "bcubed_recall",
     "bcubed_f", "purity", "n_clusters", "n_identities", "n_faces_scored", "coverage", "detection_recall",
+    "same_frame_pairs",
 )
 
 
@@ -24,6 +25,17 @@ def singletons(labels: np.ndarray) -> np.ndarray:
     single = labels < 0
     labels[single] = labels.max(initial=-1) + 1 + np.arange(int(single.sum()))
     return labels
+
+
+def same_frame_pairs(sources: list[str], frames: list[int | None], labels: np.ndarray) -> int:
+    """Pairs of faces of one frame (or photo) that ``labels`` put in one cluster: each is certainly an error
+    (unless the frame shows a mirror or a screen). Over every face of the run, scored or not."""
+    seen: dict[tuple[str, int | None, int], int] = {}
+    for source, frame, label in zip(sources, frames, np.asarray(labels).tolist()):
+        if label >= 0:
+            key = (source, frame, label)
+            seen[key] = seen.get(key, 0) + 1
+    return sum(c * (c - 1) // 2 for c in seen.values())
 
 
 def _f(p: float, r: float) -> float:

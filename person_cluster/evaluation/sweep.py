@@ -102,7 +102,7 @@ def run_sweep(out: str | Path, grid: Grid) -> list[dict[str, Any]]:
         if key != prepared_key:  # tracks and distances: reused across the other clustering settings
             prepared, prepared_key = prepare_clustering(table, config), key
         labels = cluster_table(table, config, prepared)
-        row = {**setting, **score(match, labels), "seconds": round(time.perf_counter() - started, 3)}
+        row = {**setting, **score(match, labels, table.sources, table.frames), "seconds": round(time.perf_counter() - started, 3)}
         log.info("%s", {k: row[k] for k in (*setting, "nmi", "pairwise_f", "bcubed_f")})
         rows.append(row)
     return rows

@@ -57,12 +57,15 @@ def write_atomic(path: Path, data: bytes) -> None:
         raise
 
 
-def write_outputs(out: Path, cache: FeatureCache, table: FaceTable, labels: np.ndarray, config: Config) -> dict[str, Any]:
-    """Write every output for ``labels`` (one per row of ``table``) into ``out``; returns the manifest."""
+def write_outputs(out: Path, cache: FeatureCache, table: FaceTable, labels: np.ndarray, config: Config,
+                  tracks: np.ndarray | None = None) -> dict[str, Any]:
+    """Write every output for ``labels`` (one per row of ``table``; ``tracks``: each face's track, default one
+    track per face) into ``out``; returns the manifest."""
     out = Path(out)
+    tracks = np.arange(len(table)) if tracks is None else np.asarray(tracks)
     staging = Path(tempfile.mkdtemp(dir=out, prefix=".staging-"))
     try:
-        faces, clusters = _write_people(staging, cache, table, labels, config)
+        faces, clusters = _write_people(staging, cache, table, labels, tracks, config)
         frames = _write_annotations(staging, table, labels, cache.frames(), len(clusters), config)
         if config.output.plot and len(table):
             from .plot import plot_clusters
@@ -77,11 +80,14 @@ def write_outputs(out: Path, cache: FeatureCache, table: FaceTable, labels: np.n
             "faces": faces,
             "clusters": clusters,
             "frames": frames,
+            "shots": [shot.as_dict() for shot in cache.shots()],
+            "tracks": _tracks(table, labels, tracks),
             "summary": {
                 "faces": len(table),
                 "clusters": len(clusters),
                 "unassigned": int((labels < 0).sum()),
                 "frames": len(frames),
+                "tracks": int(tracks.max()) + 1 if len(tracks) else 0,
                 "skipped_inputs": sum(1 for i in inputs if i["status"] == "skipped"),
             },
         }
@@ -95,8 +101,23 @@ def write_outputs(out: Path, cache: FeatureCache, table: FaceTable, labels: np.n
     return manifest
 
 
+def _tracks(table: FaceTable, labels: np.ndarray, tracks: np.ndarray) -> list[dict[str, Any]]:
+    """One entry per track: where it is, how long, how many faces, and its cluster (all its faces share it)."""
+    out: list[dict[str, Any]] = []
+    order = np.argsort(tracks, kind="stable")
+    for members in np.split(order, np.flatnonzero(np.diff(tracks[order])) + 1) if len(order) else []:
+        first, last = int(members[0]), int(members[-1])
+        out.append({
+            "id": int(tracks[first]), "source": table.sources[first], "shot": int(table.shots[first]),
+            "first_frame": table.frames[first], "last_frame": table.frames[last],
+            "first_time_s": table.times[first], "last_time_s": table.times[last],
+            "faces": len(members), "cluster": int(labels[first]),
+        })
+    return out
+
+
 def _write_people(
-    root: Path, cache: FeatureCache, table: FaceTable, labels: np.ndarray, config: Config
+    root: Path, cache: FeatureCache, table: FaceTable, labels: np.ndarray, tracks: np.ndarray, config: Config
 ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     people = root / "people"
     people.mkdir()
@@ -121,6 +142,8 @@ def _write_people(
                 "frame": table.frames[i],
                 "time_s": table.times[i],
                 "bbox": [int(v) for v in table.bboxes[i]],
+                "shot": int(table.shots[i]),
+                "track": int(tracks[i]),
                 "cluster": cid,
                 "crop": f"people/{cluster_folder(cid)}/{name}",
                 "upper_body_crop": f"people/{cluster_folder(cid)}/upper_body/{name}" if body_jpg is not None else None,
