@@ -66,6 +66,7 @@ def prepare_clustering(table: FaceTable, config: Config) -> ClusteringInput:
     seeds' baseline, clusters faces without either."""
     from .clustering import fused_distance_source
     from .constraints import FAR, CannotLinks
+    from .fusion import Fusion
     from .tracking import Tracks, link_tracks
 
     fc, cc = config.fusion, config.clustering
@@ -74,8 +75,9 @@ def prepare_clustering(table: FaceTable, config: Config) -> ClusteringInput:
     cannot = CannotLinks.same_frame(table) if cc.cannot_link and not baseline else CannotLinks.none(len(table))
     face, _ = tracks.mean(table.face)
     cloth, has_cloth = tracks.mean(table.cloth, table.has_cloth)
-    distances = fused_distance_source(face, cloth, has_cloth, fc.face_weight, fc.cloth_weight,
-                                      cc.dense_max_faces, cc.knn_neighbors)
+    video, start, end = tracks.spans(table)
+    fusion = Fusion(face, cloth, has_cloth, fc.face_weight, fc.cloth_weight, fc.cloth_window_sec, video, start, end)
+    distances = fused_distance_source(fusion, cc.dense_max_faces, cc.knn_neighbors)
     between = cannot.map(tracks.ids)
     if len(between):
         distances.forbid(between.i, between.j, FAR)

@@ -140,10 +140,15 @@ class ClothConfig:
 class FusionConfig:
     face_weight: float = 1.0
     cloth_weight: float = 0.5
+    # Clothing is compared only between faces (tracks) of one video at most this many seconds apart: people change
+    # clothes between scenes. null: always compared. Photos are always compared with each other.
+    cloth_window_sec: float | None = 10.0
 
     def validate(self) -> None:
         _require(self.face_weight > 0, "fusion.face_weight", "must be > 0")
         _require(self.cloth_weight >= 0, "fusion.cloth_weight", "must be >= 0")
+        _require(self.cloth_window_sec is None or self.cloth_window_sec >= 0, "fusion.cloth_window_sec",
+                 "must be null or >= 0")
 
 
 @dataclass
@@ -350,6 +355,7 @@ _NULLABLE: dict[str, type] = {
     "detection.max_side": int,
     "detection.score_threshold": float,
     "cloth.weights_file": str,
+    "fusion.cloth_window_sec": float,
     "postprocess.merge_face_threshold": float,
     "postprocess.merge_cloth_threshold": float,
 }

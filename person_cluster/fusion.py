@@ -1,12 +1,15 @@
-"""Stage 5: fuse face and clothing features.
+"""Stage 5: fuse face and clothing features, in one place (:class:`Fusion`).
 
 Each part is L2-normalised and multiplied by its weight; the fused vector is their concatenation, so the squared
-fused distance is ``face_weight^2 * d_face^2 + cloth_weight^2 * d_cloth^2``. A face without a clothing feature
-has a zero clothing part; in pairwise distances the face distance then stands in for the missing clothing
-distance, so such faces are judged by their face alone, on the same scale as everyone else.
+fused distance is ``face_weight^2 * d_face^2 + cloth_weight^2 * d_cloth^2``. Where clothing cannot be compared
+(either item has no clothing feature, or the two are further apart in time than ``fusion.cloth_window_sec``:
+people change clothes between scenes) the face distance stands in for the clothing distance, so such a pair is
+judged by the face alone, on the same scale as every other pair.
 """
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 import numpy as np
 from scipy.spatial.distance import pdist, squareform
@@ -18,49 +21,102 @@ def l2_normalize(x: np.ndarray) -> np.ndarray:
     return np.divide(x, norms, out=np.zeros_like(x), where=norms > 0)
 
 
+@dataclass
+class Fusion:
+    """Fused distances between ``n`` items (faces or tracks): all pairs (:meth:`condensed`), chosen pairs
+    (:meth:`pairs`), or fused vectors (:meth:`vectors`, for neighbour search and plots); all by the same rule."""
+
+    face: np.ndarray  # (n, 128) raw or normalised
+    cloth: np.ndarray  # (n, d); rows without a clothing feature are ignored
+    has_cloth: np.ndarray  # (n,) bool
+    face_weight: float = 1.0
+    cloth_weight: float = 0.5
+    # Clothing is compared only between items of one video whose time spans are at most cloth_window apart
+    # (None: always). video[i]: the item's video (-1: a photo, compared with every other photo); start/end: seconds.
+    cloth_window: float | None = None
+    video: np.ndarray | None = None
+    start: np.ndarray | None = None
+    end: np.ndarray | None = None
+
+    def __post_init__(self) -> None:
+        self.face = l2_normalize(self.face)
+        self.cloth = l2_normalize(self.cloth)
+        self.has_cloth = np.asarray(self.has_cloth, bool)
+        self.n = len(self.face)
+
+    @property
+    def uses_cloth(self) -> bool:
+        return self.cloth_weight > 0 and self.cloth.shape[1] > 0
+
+    def vectors(self) -> np.ndarray:
+        """Weighted concatenation of the normalised parts: (n, 128 + d). Their Euclidean distances are the fused
+        distances wherever clothing can be compared."""
+        f = self.face * self.face_weight
+        if not self.uses_cloth:
+            return f
+        c = self.cloth * self.cloth_weight
+        c[~self.has_cloth] = 0.0
+        return np.concatenate([f, c], axis=1)
+
+    def condensed(self) -> np.ndarray:
+        """All pairwise fused distances, condensed (scipy ``pdist`` layout)."""
+        d_face = pdist(self.face).astype(np.float64)
+        if not self.uses_cloth or self.n < 2:
+            return self.face_weight * d_face
+        valid: np.ndarray | bool = True
+        if not self.has_cloth.all():
+            missing = ~self.has_cloth
+            valid = ~squareform(np.logical_or.outer(missing, missing).astype(np.uint8), checks=False).astype(bool)
+        if self._windowed:
+            valid = valid & self._within_window_condensed()
+        return self._combine(d_face, pdist(self.cloth).astype(np.float64), valid)
+
+    def pairs(self, i: np.ndarray, j: np.ndarray) -> np.ndarray:
+        """Fused distances of the pairs (i[k], j[k]); memory O(number of pairs)."""
+        out = np.empty(len(i), np.float64)
+        for s in range(0, len(i), 65536):  # chunks bound the temporary (chunk, dim) arrays
+            a, b = i[s:s + 65536], j[s:s + 65536]
+            d_face = np.linalg.norm(self.face[a] - self.face[b], axis=1).astype(np.float64)
+            if not self.uses_cloth:
+                out[s:s + len(a)] = self.face_weight * d_face
+                continue
+            d_cloth = np.linalg.norm(self.cloth[a] - self.cloth[b], axis=1).astype(np.float64)
+            valid = self.has_cloth[a] & self.has_cloth[b]
+            if self._windowed:
+                valid &= self._within_window(a, b)
+            out[s:s + len(a)] = self._combine(d_face, d_cloth, valid)
+        return out
+
+    def _combine(self, d_face: np.ndarray, d_cloth: np.ndarray, valid: np.ndarray | bool) -> np.ndarray:
+        d_cloth = np.where(valid, d_cloth, d_face)
+        return np.sqrt((self.face_weight * d_face) ** 2 + (self.cloth_weight * d_cloth) ** 2)
+
+    @property
+    def _windowed(self) -> bool:
+        return self.cloth_window is not None and self.video is not None and bool((self.video >= 0).any())
+
+    def _within_window(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+        video, start, end = self.video, self.start, self.end
+        gap = np.maximum(start[a], start[b]) - np.minimum(end[a], end[b])  # < 0 where the spans overlap
+        photos = (video[a] < 0) & (video[b] < 0)
+        return photos | ((video[a] == video[b]) & (video[a] >= 0) & (gap <= self.cloth_window))
+
+    def _within_window_condensed(self) -> np.ndarray:
+        out = np.empty(self.n * (self.n - 1) // 2, bool)
+        pos = 0
+        for i in range(self.n - 1):  # row by row: memory O(n) besides the output
+            j = np.arange(i + 1, self.n)
+            out[pos:pos + len(j)] = self._within_window(np.full(len(j), i), j)
+            pos += len(j)
+        return out
+
+
 def fuse(face: np.ndarray, cloth: np.ndarray, has_cloth: np.ndarray, face_weight: float, cloth_weight: float) -> np.ndarray:
-    """Weighted concatenation of the normalised parts: (n, 128 + d)."""
-    f = l2_normalize(face) * face_weight
-    c = l2_normalize(cloth) * cloth_weight
-    c[~has_cloth] = 0.0
-    return np.concatenate([f, c], axis=1) if cloth_weight > 0 and c.shape[1] else f
+    """Fused vectors: (n, 128 + d), see :meth:`Fusion.vectors`."""
+    return Fusion(face, cloth, has_cloth, face_weight, cloth_weight).vectors()
 
 
-def fused_distances(
-    face: np.ndarray, cloth: np.ndarray, has_cloth: np.ndarray, face_weight: float, cloth_weight: float
-) -> np.ndarray:
-    """Condensed (scipy ``pdist`` layout) fused distances between all faces."""
-    d_face = pdist(l2_normalize(face))
-    if cloth_weight == 0 or cloth.shape[1] == 0 or len(face) < 2:
-        return face_weight * d_face
-    d_cloth = pdist(l2_normalize(cloth))
-    both = True
-    if not has_cloth.all():
-        missing = ~has_cloth
-        both = ~squareform(np.logical_or.outer(missing, missing).astype(np.uint8), checks=False).astype(bool)
-    return _combine(d_face, d_cloth, both, face_weight, cloth_weight)
-
-
-def _combine(d_face: np.ndarray, d_cloth: np.ndarray, both: np.ndarray | bool, face_weight: float,
-             cloth_weight: float) -> np.ndarray:
-    """The fusion rule for distances: the face distance stands in where either face lacks clothing."""
-    d_cloth = np.where(both, d_cloth, d_face)
-    return np.sqrt((face_weight * d_face) ** 2 + (cloth_weight * d_cloth) ** 2)
-
-
-def fused_pair_distances(
-    face_n: np.ndarray, cloth_n: np.ndarray, has_cloth: np.ndarray, face_weight: float, cloth_weight: float,
-    i: np.ndarray, j: np.ndarray,
-) -> np.ndarray:
-    """Fused distances for the pairs (i[k], j[k]) of already-normalised parts, by the same rule as
-    :func:`fused_distances`; memory is O(number of pairs)."""
-    out = np.empty(len(i), np.float64)
-    for s in range(0, len(i), 65536):  # chunks bound the temporary (chunk, dim) arrays
-        a, b = i[s:s + 65536], j[s:s + 65536]
-        d_face = np.linalg.norm(face_n[a] - face_n[b], axis=1).astype(np.float64)
-        if cloth_weight == 0 or cloth_n.shape[1] == 0:
-            out[s:s + len(a)] = face_weight * d_face
-            continue
-        d_cloth = np.linalg.norm(cloth_n[a] - cloth_n[b], axis=1).astype(np.float64)
-        out[s:s + len(a)] = _combine(d_face, d_cloth, has_cloth[a] & has_cloth[b], face_weight, cloth_weight)
-    return out
+def fused_distances(face: np.ndarray, cloth: np.ndarray, has_cloth: np.ndarray, face_weight: float,
+                    cloth_weight: float) -> np.ndarray:
+    """Condensed fused distances between all items, see :meth:`Fusion.condensed`."""
+    return Fusion(face, cloth, has_cloth, face_weight, cloth_weight).condensed()

@@ -45,6 +45,20 @@ class Tracks:
         present = np.bincount(self.ids[use], minlength=self.count) > 0
         return l2_normalize(sums.astype(np.float32)), present
 
+    def spans(self, table: FaceTable) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Each track's video (an index over the table's video sources; -1 for a photo) and first and last time."""
+        videos: dict[str, int] = {}
+        face_video = np.array([-1 if f is None else videos.setdefault(s, len(videos))
+                               for s, f in zip(table.sources, table.frames)], np.int64)
+        times = np.array([np.nan if t is None else t for t in table.times], np.float64)
+        video = np.full(self.count, -1, np.int64)
+        start = np.full(self.count, np.inf)
+        end = np.full(self.count, -np.inf)
+        video[self.ids] = face_video
+        np.fmin.at(start, self.ids, times)
+        np.fmax.at(end, self.ids, times)
+        return video, np.nan_to_num(start, posinf=0.0), np.nan_to_num(end, neginf=0.0)
+
     def members(self) -> list[np.ndarray]:
         """Face indices of each track, in face order."""
         order = np.argsort(self.ids, kind="stable")

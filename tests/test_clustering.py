@@ -13,7 +13,7 @@ from person_cluster.clustering import (
 from person_cluster.clustering.distances import condensed_index, condensed_pairs
 from person_cluster.config import PostprocessConfig
 from person_cluster.evaluation import clustering_scores
-from person_cluster.fusion import fuse, fused_distances, l2_normalize
+from person_cluster.fusion import Fusion, fuse, fused_distances, l2_normalize
 from person_cluster.postprocess import compact, drop_small_clusters, merge_close_clusters, postprocess
 
 
@@ -117,8 +117,8 @@ def _people(n_id=60, per=12, seed=0):
 )
 def test_every_algorithm_finds_people_and_gives_the_same_result_on_the_knn_graph(clusterer):
     face, cloth, has, truth = _people()
-    dense = fused_distance_source(face, cloth, has, 1.0, 0.5, dense_max=10_000)
-    graph = fused_distance_source(face, cloth, has, 1.0, 0.5, dense_max=100, knn_neighbors=32)
+    dense = fused_distance_source(Fusion(face, cloth, has, 1.0, 0.5), dense_max=10_000)
+    graph = fused_distance_source(Fusion(face, cloth, has, 1.0, 0.5), dense_max=100, knn_neighbors=32)
     a, b = clusterer.fit_predict(dense), clusterer.fit_predict(graph)
     assert clustering_scores(truth.astype(str), a)["bcubed_f"] > 0.95
     assert clustering_scores(a.astype(str), b)["ari"] == pytest.approx(1.0)  # the same partition
@@ -127,7 +127,7 @@ def test_every_algorithm_finds_people_and_gives_the_same_result_on_the_knn_graph
 def test_graph_hac_is_exact_per_component():
     # Two tight groups far apart, plus a pair at exactly the threshold: components are cut separately.
     face, cloth, has, _ = _people(n_id=30, per=8, seed=4)
-    g = fused_distance_source(face, cloth, has, 1.0, 0.0, dense_max=50, knn_neighbors=16)
-    d = fused_distance_source(face, cloth, has, 1.0, 0.0, dense_max=10_000)
+    g = fused_distance_source(Fusion(face, cloth, has, 1.0, 0.0), dense_max=50, knn_neighbors=16)
+    d = fused_distance_source(Fusion(face, cloth, has, 1.0, 0.0), dense_max=10_000)
     for t in (0.6, 0.9, 1.2):
         assert clustering_scores(HACClustering(t).fit_predict(d).astype(str), HACClustering(t).fit_predict(g))["ari"] == 1.0

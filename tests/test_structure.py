@@ -186,3 +186,20 @@ def test_shots_and_tracks_are_in_the_cache_and_the_manifest(tmp_path, videos):
         t = tracks[f["track"]]
         assert t["shot"] == f["shot"] and t["cluster"] == f["cluster"]
         assert t["first_frame"] <= f["frame"] <= t["last_frame"]
+
+
+def test_clothing_is_compared_only_within_the_time_window():
+    """Same face, other clothes, a minute apart: judged by the face alone; within the window clothing counts."""
+    from person_cluster.fusion import Fusion
+
+    rng = np.random.default_rng(6)
+    face = np.repeat(_unit(rng, 1), 3, axis=0)
+    cloth = _unit(rng, 3)
+    video, start = np.array([0, 0, 0]), np.array([0.0, 5.0, 65.0])
+    fusion = Fusion(face, cloth, np.ones(3, bool), 1.0, 0.5, 10.0, video, start, start + 1.0)
+    d = fusion.condensed()  # pairs (0, 1), (0, 2), (1, 2)
+    assert d[0] == pytest.approx(0.5 * np.linalg.norm(cloth[0] - cloth[1]), rel=1e-5)
+    assert d[1] == d[2] == 0.0  # face distance 0 stands in for the clothing distance
+    assert np.allclose(fusion.pairs(np.array([0, 0, 1]), np.array([1, 2, 2])), d)
+    always = Fusion(face, cloth, np.ones(3, bool), 1.0, 0.5, None, video, start, start + 1.0).condensed()
+    assert (always > 0).all()

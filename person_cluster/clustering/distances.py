@@ -14,7 +14,7 @@ import numpy as np
 from scipy.sparse import csr_matrix
 from scipy.spatial.distance import squareform
 
-from ..fusion import fuse, fused_distances, fused_pair_distances, l2_normalize
+from ..fusion import Fusion
 
 
 def condensed_index(i: np.ndarray, j: np.ndarray, n: int) -> np.ndarray:
@@ -137,20 +137,12 @@ class GraphDistances:
         return idx, dist
 
 
-def fused_distance_source(
-    face: np.ndarray, cloth: np.ndarray, has_cloth: np.ndarray, face_weight: float, cloth_weight: float,
-    dense_max: int = 20000, knn_neighbors: int = 32,
-) -> DenseDistances | GraphDistances:
-    """Distances between faces by the fusion rule: all pairs up to ``dense_max`` faces, else a kNN graph."""
-    n = len(face)
-    if n <= dense_max:
-        return DenseDistances(fused_distances(face, cloth, has_cloth, face_weight, cloth_weight), n)
+def fused_distance_source(fusion: Fusion, dense_max: int = 20000,
+                          knn_neighbors: int = 32) -> DenseDistances | GraphDistances:
+    """Fused distances between the items of ``fusion``: all pairs up to ``dense_max`` items, else a kNN graph."""
+    if fusion.n <= dense_max:
+        return DenseDistances(fusion.condensed(), fusion.n)
     from .knn import knn_graph
 
-    face_n, cloth_n = l2_normalize(face), l2_normalize(cloth)
-
-    def pair_distances(i: np.ndarray, j: np.ndarray) -> np.ndarray:
-        return fused_pair_distances(face_n, cloth_n, has_cloth, face_weight, cloth_weight, i, j)
-
-    vectors = fuse(face, cloth, has_cloth, face_weight, cloth_weight)
-    return GraphDistances(knn_graph(vectors, knn_neighbors, pair_distances), pair_distances, vectors)
+    vectors = fusion.vectors()
+    return GraphDistances(knn_graph(vectors, knn_neighbors, fusion.pairs), fusion.pairs, vectors)
