@@ -57,20 +57,22 @@ class ClusteringInput:
     @staticmethod
     def key(config: Config) -> tuple:
         cc = config.clustering
-        return (config.fusion, config.tracking, cc.cannot_link, cc.algorithm == "dbscan", cc.dense_max_faces,
-                cc.knn_neighbors)
+        from .clustering import clusterer_class
+
+        return (config.fusion, config.tracking, cc.cannot_link, clusterer_class(cc.algorithm).honours_constraints,
+                cc.dense_max_faces, cc.knn_neighbors)
 
 
 def prepare_clustering(table: FaceTable, config: Config) -> ClusteringInput:
-    """Tracks (must-links) and cannot-links of ``table``, and fused distances between the tracks. DBSCAN, the
-    seeds' baseline, clusters faces without either."""
-    from .clustering import fused_distance_source
+    """Tracks (must-links) and cannot-links of ``table``, and fused distances between the tracks. An algorithm
+    that does not honour constraints (DBSCAN, the seeds' baseline) clusters faces without either."""
+    from .clustering import clusterer_class, fused_distance_source
     from .constraints import FAR, CannotLinks
     from .fusion import Fusion
     from .tracking import Tracks, link_tracks
 
     fc, cc = config.fusion, config.clustering
-    baseline = cc.algorithm == "dbscan"
+    baseline = not clusterer_class(cc.algorithm).honours_constraints
     tracks = Tracks.singletons(len(table)) if baseline else link_tracks(table, config.tracking)
     cannot = CannotLinks.same_frame(table) if cc.cannot_link and not baseline else CannotLinks.none(len(table))
     face, _ = tracks.mean(table.face)

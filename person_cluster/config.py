@@ -168,7 +168,8 @@ class TrackingConfig:
 
 @dataclass
 class ClusteringConfig:
-    algorithm: str = "chinese_whispers"  # chinese_whispers | hac | dbscan (the seeds' baseline) | rank_order
+    algorithm: str = "chinese_whispers"  # a name in person_cluster.clustering.CLUSTERERS: chinese_whispers | hac |
+    #                                      rank_order | dbscan (the seeds' baseline: no tracks, no cannot-links)
     linkage: str = "average"  # HAC linkage: average, complete, single
     # Chinese whispers: pairs closer than this are edges; HAC: absolute cut. Fused, L2-normalised units.
     distance_threshold: float = 0.36
@@ -185,8 +186,10 @@ class ClusteringConfig:
     cannot_link: bool = True
 
     def validate(self) -> None:
+        from .clustering import CLUSTERERS
+
         _require(
-            self.algorithm in ALGORITHMS, "clustering.algorithm", f"must be one of {', '.join(ALGORITHMS)}"
+            self.algorithm in CLUSTERERS, "clustering.algorithm", f"must be one of {', '.join(CLUSTERERS)}"
         )
         _require(
             self.linkage in ("average", "complete", "single"),
@@ -203,7 +206,6 @@ class ClusteringConfig:
         _require(self.knn_neighbors >= 2, "clustering.knn_neighbors", "must be >= 2")
 
 
-ALGORITHMS = ("hac", "dbscan", "chinese_whispers", "rank_order")
 
 
 @dataclass

@@ -11,7 +11,7 @@ from person_cluster.clustering import (
     fused_distance_source,
 )
 from person_cluster.clustering.distances import condensed_index, condensed_pairs
-from person_cluster.config import PostprocessConfig
+from person_cluster.config import Config, PostprocessConfig
 from person_cluster.evaluation import clustering_scores
 from person_cluster.fusion import Fusion, fuse, fused_distances, l2_normalize
 from person_cluster.postprocess import compact, drop_small_clusters, merge_close_clusters, postprocess
@@ -131,3 +131,17 @@ def test_graph_hac_is_exact_per_component():
     d = fused_distance_source(Fusion(face, cloth, has, 1.0, 0.0), dense_max=10_000)
     for t in (0.6, 0.9, 1.2):
         assert clustering_scores(HACClustering(t).fit_predict(d).astype(str), HACClustering(t).fit_predict(g))["ari"] == 1.0
+
+
+def test_every_registered_algorithm_is_built_from_the_config_and_an_unknown_one_is_refused():
+    from person_cluster import clustering
+    from person_cluster.clustering import CLUSTERERS, Clusterer, make_clusterer
+    from person_cluster.config import ConfigError
+
+    for name in CLUSTERERS:
+        algo = make_clusterer(Config().with_overrides({"clustering.algorithm": name}).clustering)
+        assert isinstance(algo, Clusterer)
+        assert algo.honours_constraints == (name != "dbscan")
+    assert all(getattr(clustering, name) for name in clustering.__all__)
+    with pytest.raises(ConfigError, match="clustering.algorithm: must be one of chinese_whispers"):
+        Config().with_overrides({"clustering.algorithm": "kmeans"})

@@ -1,28 +1,45 @@
-"""Stage 6: clustering. Estimators in the scikit-learn style: parameters in ``__init__``, ``fit_predict`` on a
-distance source (:mod:`.distances`: all pairs, or a kNN graph for many faces), labels out with -1 for noise."""
+"""Stage 6: clustering. One module per algorithm behind :class:`base.Clusterer`; :data:`CLUSTERERS` names them.
+
+Estimators in the scikit-learn style: parameters in ``__init__``, ``fit_predict`` on a distance source
+(:mod:`.distances`: all pairs, or a kNN graph for many items), labels out with -1 for noise. Adding an algorithm: a
+module with a :class:`base.Clusterer` subclass, and a line in :data:`CLUSTERERS`; the config accepts its name.
+Modules (scipy, scikit-learn, faiss) are imported on first use, so that the config can check a name cheaply.
+"""
 
 from __future__ import annotations
 
+import importlib
+from typing import TYPE_CHECKING, Any
+
 import numpy as np
 
-from ..config import ClusteringConfig
-from .chinese_whispers import ChineseWhispersClustering
-from .dbscan import DBSCANClustering
-from .distances import DenseDistances, GraphDistances, fused_distance_source
-from .hac import HACClustering
-from .rank_order import RankOrderClustering
+if TYPE_CHECKING:
+    from ..config import ClusteringConfig
+    from .base import Clusterer
+    from .distances import DenseDistances, GraphDistances
 
-Clusterer = HACClustering | DBSCANClustering | ChineseWhispersClustering | RankOrderClustering
+# name in the config -> (module in this package, class)
+CLUSTERERS: dict[str, tuple[str, str]] = {
+    "chinese_whispers": ("chinese_whispers", "ChineseWhispersClustering"),  # default (dlib's)
+    "hac": ("hac", "HACClustering"),
+    "rank_order": ("rank_order", "RankOrderClustering"),  # Zhu et al. 2011
+    "dbscan": ("dbscan", "DBSCANClustering"),  # the seeds' baseline
+}
+
+# Names this package offers, and the module each lives in (imported when first asked for).
+_LAZY = {cls: module for module, cls in CLUSTERERS.values()} | {
+    "DenseDistances": "distances", "GraphDistances": "distances", "fused_distance_source": "distances",
+    "Clusterer": "base",
+}
+
+
+def clusterer_class(name: str) -> type[Clusterer]:
+    module, cls = CLUSTERERS[name]  # config validation guarantees the name
+    return getattr(importlib.import_module(f".{module}", __name__), cls)
 
 
 def make_clusterer(config: ClusteringConfig) -> Clusterer:
-    if config.algorithm == "dbscan":
-        return DBSCANClustering(eps=config.eps, min_samples=config.min_samples)
-    if config.algorithm == "chinese_whispers":
-        return ChineseWhispersClustering(distance_threshold=config.distance_threshold)
-    if config.algorithm == "rank_order":
-        return RankOrderClustering(config.rank_neighbors, config.rank_threshold, config.rank_normalized_threshold)
-    return HACClustering(distance_threshold=config.distance_threshold, linkage=config.linkage)
+    return clusterer_class(config.algorithm).from_config(config)
 
 
 def cluster_distances(distances: DenseDistances | GraphDistances, config: ClusteringConfig) -> np.ndarray:
@@ -30,7 +47,14 @@ def cluster_distances(distances: DenseDistances | GraphDistances, config: Cluste
     return make_clusterer(config).fit_predict(distances)
 
 
+def __getattr__(name: str) -> Any:  # PEP 562: the classes above, imported on first use
+    if name in _LAZY:
+        return getattr(importlib.import_module(f".{_LAZY[name]}", __name__), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
 __all__ = [
-    "ChineseWhispersClustering", "DBSCANClustering", "DenseDistances", "GraphDistances", "HACClustering",
-    "RankOrderClustering", "cluster_distances", "fused_distance_source", "make_clusterer",
+    "CLUSTERERS", "ChineseWhispersClustering", "Clusterer", "DBSCANClustering", "DenseDistances", "GraphDistances",
+    "HACClustering", "RankOrderClustering", "cluster_distances", "clusterer_class", "fused_distance_source",
+    "make_clusterer",
 ]

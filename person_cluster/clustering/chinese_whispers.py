@@ -9,10 +9,16 @@ from __future__ import annotations
 import dlib
 import numpy as np
 
+from ..config import ClusteringConfig
+from .base import Clusterer
 from .distances import DenseDistances, GraphDistances
 
 
-class ChineseWhispersClustering:
+class ChineseWhispersClustering(Clusterer):
+    @classmethod
+    def from_config(cls, config: ClusteringConfig) -> ChineseWhispersClustering:
+        return cls(config.distance_threshold)
+
     def __init__(self, distance_threshold: float = 0.5) -> None:
         if distance_threshold <= 0:
             raise ValueError("distance_threshold must be > 0")

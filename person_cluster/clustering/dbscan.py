@@ -6,10 +6,18 @@ import numpy as np
 from scipy.sparse import csr_matrix
 from sklearn.cluster import DBSCAN
 
+from ..config import ClusteringConfig
+from .base import Clusterer
 from .distances import DenseDistances, GraphDistances
 
 
-class DBSCANClustering:
+class DBSCANClustering(Clusterer):
+    honours_constraints = False
+
+    @classmethod
+    def from_config(cls, config: ClusteringConfig) -> DBSCANClustering:
+        return cls(config.eps, config.min_samples)
+
     def __init__(self, eps: float = 0.5, min_samples: int = 5) -> None:
         if eps <= 0 or min_samples < 1:
             raise ValueError("eps must be > 0 and min_samples >= 1")

@@ -9,12 +9,14 @@ from scipy.cluster.hierarchy import fcluster, linkage
 from scipy.sparse import csr_matrix
 from scipy.sparse.csgraph import connected_components
 
+from ..config import ClusteringConfig
+from .base import Clusterer
 from .distances import DenseDistances, GraphDistances
 
 log = logging.getLogger(__name__)
 
 
-class HACClustering:
+class HACClustering(Clusterer):
     """Average/complete/single linkage; two clusters merge while their linkage distance is below the threshold.
 
     On a neighbour graph (many faces) it uses an exact decomposition: every cluster of a cut at ``t`` is connected
@@ -22,6 +24,10 @@ class HACClustering:
     connected component of that graph separately, with all the distances inside the component. The result equals
     HAC on all pairs whenever the graph holds every pair closer than ``t``.
     """
+
+    @classmethod
+    def from_config(cls, config: ClusteringConfig) -> HACClustering:
+        return cls(config.distance_threshold, config.linkage)
 
     def __init__(self, distance_threshold: float = 0.40, linkage: str = "average", max_component: int = 20000) -> None:
         if distance_threshold <= 0:

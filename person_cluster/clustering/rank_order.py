@@ -17,10 +17,16 @@ import numpy as np
 from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 
+from ..config import ClusteringConfig
+from .base import Clusterer
 from .distances import DenseDistances, GraphDistances
 
 
-class RankOrderClustering:
+class RankOrderClustering(Clusterer):
+    @classmethod
+    def from_config(cls, config: ClusteringConfig) -> RankOrderClustering:
+        return cls(config.rank_neighbors, config.rank_threshold, config.rank_normalized_threshold)
+
     def __init__(self, n_neighbors: int = 20, threshold: float = 14.0, normalized_threshold: float = 1.0,
                  max_iter: int = 50) -> None:
         if n_neighbors < 2 or threshold <= 0 or normalized_threshold <= 0:
