@@ -45,7 +45,7 @@ def _parser() -> argparse.ArgumentParser:
     ev.add_argument("--json", action="store_true", help="print the metrics as one JSON object")
 
     sw = sub.add_parser("sweep", help="re-cluster OUT over a grid of settings and score each against ground truth",
-                        description="Grid search over fusion/clustering/post-processing settings, from the cache only; "
+                        description="Grid search over fusion/tracking/clustering/post-processing settings, from the cache only; "
                                     "writes OUT/sweeps/<grid>.csv and .png.")
     sw.add_argument("out", metavar="OUT", help="output folder of an earlier run")
     sw.add_argument("--grid", required=True, metavar="GRID.yaml", help="grid file (examples in configs/)")
