@@ -4,6 +4,6 @@ Kept apart from the modules that write them so that ``api`` can name them withou
 """
 
 # Rebuilt from the cache by every clustering: removed and written again each time.
-REBUILT = ("people", "montages", "annotations", "clusters.png")
+REBUILT = ("people", "montages", "annotations", "clusters.png", "cast.csv", "timelines")
 # Results of parameter sweeps against ground truth.
 SWEEP_DIR = "sweeps"

@@ -15,6 +15,7 @@ from person_cluster import api
 from person_cluster.cache import FeatureCache
 from person_cluster.config import Config, TrackingConfig
 from person_cluster.constraints import CannotLinks
+from person_cluster.outputs.naming import frame_stem
 from person_cluster.postprocess import merge_close_clusters
 from person_cluster.records import FaceTable
 from person_cluster.sampling import Shot, ShotDetector, shot_of
@@ -63,7 +64,8 @@ def test_shot_detector_finds_the_cuts_of_a_real_clip_while_sampling(videos):
     assert len(frames) == 38
     for cut in (227, 313, 448, 676, 710, 838, 940, 1028):
         assert cut in starts, starts
-    assert len(shots) == 10 and shots[0].first_frame == 0 and shots[-1].last_frame >= frames[-1].index
+    # The last shot runs to the end the container reports, past the last frame that decodes (the clip is cut short).
+    assert len(shots) == 10 and shots[0].first_frame == 0 and shots[-1].last_frame == plan.info.frame_count - 1
     assert all(a.last_frame + 1 == b.first_frame for a, b in itertools.pairwise(shots))
 
 
@@ -113,7 +115,7 @@ def test_a_track_never_crosses_a_cut_between_identical_looking_shots(tmp_path, l
     out = tmp_path / "out"
     manifest = api.run([str(video)], out, Config().with_overrides({"sampling.capture_interval_sec": 0.5,
                                                                    "runtime.workers": 1}), progress=False)
-    assert [(s["first_frame"], s["last_frame"]) for s in manifest["shots"]] == [(0, 19), (20, 35)]
+    assert [(s["first_frame"], s["last_frame"]) for s in manifest["shots"]] == [(0, 19), (20, 39)]
     faces = manifest["faces"]
     assert len(faces) == 8 and {f["shot"] for f in faces} == {0, 1}
     tracks = {t["id"]: t for t in manifest["tracks"]}
@@ -121,6 +123,27 @@ def test_a_track_never_crosses_a_cut_between_identical_looking_shots(tmp_path, l
     for f in faces:
         assert tracks[f["track"]]["shot"] == f["shot"]
     assert len({f["cluster"] for f in faces}) == 1  # one person: tracks are joined by clustering, not by linking
+    # On screen for the whole 4-s clip: 2 tracks, 2 shots; the cast.csv and the timeline say so.
+    assert [(c["screen_time_s"], c["appearances"], c["shots"], c["faces"]) for c in manifest["cast"]] == [(4.0, 2, 2, 8)]
+    assert (out / "cast.csv").read_text().splitlines()[1].startswith("1,0,person_000,4.0,8,2,2,")
+    assert [t["image"] for t in manifest["timelines"]] == [f"timelines/{frame_stem(str(video), None)}.png"]
+    assert cv2.imread(str(out / manifest["timelines"][0]["image"])).shape[1] == 1400
+    assert manifest["cast"][0]["cover"] in {f["crop"] for f in faces}
+
+
+def test_screen_time_unites_a_persons_tracks_and_stops_at_the_cut():
+    from person_cluster.config import SamplingConfig
+    from person_cluster.outputs.cast import screen_spans
+
+    shots = [Shot("v.mp4", 0, 0, 49, 10.0), Shot("v.mp4", 1, 50, 99, 10.0)]
+    # Person 0: two tracks at once in shot 0 (a mirror), 0-1 s and 0.5-2 s; then 4.8 s, the end of shot 0.
+    # Person 1: a photo only.
+    rows = [(0, 0.0, 0, 0), (5, 0.5, 1, 0), (10, 1.0, 0, 0), (20, 2.0, 1, 0), (48, 4.8, 2, 0)]
+    table = _table(["v.mp4"] * 5 + ["p.jpg"], [r[0] for r in rows] + [None], [r[1] for r in rows] + [None],
+                   [[0, 0, 10, 10]] * 6, np.ones((6, 128)), [0] * 5 + [-1])
+    tracks = np.array([r[2] for r in rows] + [3])
+    spans = screen_spans(table, np.array([0, 0, 0, 0, 0, 1]), tracks, shots, SamplingConfig(capture_interval_sec=1.0))
+    assert spans == {0: {"v.mp4": [(0.0, 3.0), (4.8, 5.0)]}}  # 1.0 + 1 s, 2.0 + 1 s, 4.8 + 1 s cut at 5.0
 
 
 # -- cannot-links ---------------------------------------------------------------------------------------------

@@ -6,6 +6,8 @@ Layout of OUT::
     people/<folder>/         face crops per cluster (person_000, ...; 'unassigned' for cluster -1)
     people/<folder>/upper_body/  upper-body crops of the same faces, same file names
     montages/<folder>.jpg    one grid image per cluster
+    cast.csv                 the people ranked by screen time, with their representative face (also in the manifest)
+    timelines/<video>.png    per video: who is on screen when, one row per person
     clusters.png             2-D map of all faces coloured by cluster
     annotations/             YOLO labels, one <frame stem>.txt per sampled frame, and classes.txt
     frames/                  the sampled frames as JPEG, same stems as the labels (if output.save_frames)
@@ -66,6 +68,8 @@ def write_outputs(out: Path, cache: FeatureCache, table: FaceTable, labels: np.n
     staging = Path(tempfile.mkdtemp(dir=out, prefix=".staging-"))
     try:
         faces, clusters = _write_people(staging, cache, table, labels, tracks, config)
+        shots = cache.shots()
+        cast, timelines = _write_cast(staging, table, labels, tracks, shots, config)
         frames = _write_annotations(staging, table, labels, cache.frames(), len(clusters), config)
         if config.output.plot and len(table):
             from .plot import plot_clusters
@@ -80,7 +84,9 @@ def write_outputs(out: Path, cache: FeatureCache, table: FaceTable, labels: np.n
             "faces": faces,
             "clusters": clusters,
             "frames": frames,
-            "shots": [shot.as_dict() for shot in cache.shots()],
+            "cast": cast,
+            "timelines": timelines,
+            "shots": [shot.as_dict() for shot in shots],
             "tracks": _tracks(table, labels, tracks),
             "summary": {
                 "faces": len(table),
@@ -99,6 +105,36 @@ def write_outputs(out: Path, cache: FeatureCache, table: FaceTable, labels: np.n
     run_info = {"written_utc": datetime.now(timezone.utc).isoformat(timespec="seconds")}
     write_atomic(out / "run.json", (json.dumps(run_info) + "\n").encode())
     return manifest
+
+
+def _write_cast(root: Path, table: FaceTable, labels: np.ndarray, tracks: np.ndarray, shots: list,
+                config: Config) -> tuple[list[dict[str, Any]], list[dict[str, str]]]:
+    """cast.csv and one timeline per video (under ``root``); the manifest's ``cast`` and ``timelines``."""
+    from .cast import build_cast, cast_csv, draw_timeline
+
+    def crop_of(face_id: int) -> np.ndarray | None:
+        return cv2.imread(str(root / _crop_path(face_id, int(labels[face_id]))))
+
+    members, spans = build_cast(table, labels, tracks, shots, config.sampling, crop_of)
+    (root / "cast.csv").write_text(cast_csv(members), encoding="utf-8")
+    cast = [{"rank": r, **m.as_dict(), "cover": _crop_path(m.cover_face, m.cluster)} for r, m in enumerate(members, 1)]
+    timelines = []
+    videos = list(dict.fromkeys(s for s, f in zip(table.sources, table.frames) if f is not None))
+    if videos and members:
+        (root / "timelines").mkdir()
+    for source in videos:
+        ends = [s.last_time for s in shots if s.source == source]
+        ends += [table.times[i] + config.sampling.capture_interval_sec for i in range(len(table))
+                 if table.sources[i] == source and table.times[i] is not None]
+        image = f"timelines/{frame_stem(source, None)}.png"
+        if members:
+            draw_timeline(root / image, source, members, spans, shots, max(ends, default=0.0), crop_of)
+            timelines.append({"source": source, "image": image})
+    return cast, timelines
+
+
+def _crop_path(face_id: int, cluster: int) -> str:
+    return f"people/{cluster_folder(cluster)}/face_{face_id:06d}.jpg"
 
 
 def _tracks(table: FaceTable, labels: np.ndarray, tracks: np.ndarray) -> list[dict[str, Any]]:
@@ -145,7 +181,7 @@ def _write_people(
                 "shot": int(table.shots[i]),
                 "track": int(tracks[i]),
                 "cluster": cid,
-                "crop": f"people/{cluster_folder(cid)}/{name}",
+                "crop": _crop_path(i, cid),
                 "upper_body_crop": f"people/{cluster_folder(cid)}/upper_body/{name}" if body_jpg is not None else None,
                 "has_cloth_feature": bool(table.has_cloth[i]),
             }

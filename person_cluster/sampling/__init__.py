@@ -67,4 +67,5 @@ def shot_detector(item: InputItem, plan: FramePlan, config: SamplingConfig) -> S
     """A detector for the shots of a video input (None for a photo, or with ``sampling.shots: false``)."""
     if plan.info is None or not config.shots:
         return None
-    return ShotDetector(item.source, plan.info.fps, config.scene_threshold, config.min_scene_len_sec)
+    return ShotDetector(item.source, plan.info.fps, config.scene_threshold, config.min_scene_len_sec,
+                        plan.info.frame_count)

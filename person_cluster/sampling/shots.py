@@ -46,10 +46,12 @@ class Shot:
 class ShotDetector:
     """Feed it decoded frames in order (:meth:`feed`), then :meth:`shots` lists the shots up to the last frame fed."""
 
-    def __init__(self, source: str, fps: float, threshold: float, min_shot_sec: float) -> None:
+    def __init__(self, source: str, fps: float, threshold: float, min_shot_sec: float, frame_count: int = 0) -> None:
+        """``frame_count``: the video's length as its container reports it; the last shot is taken to run to its
+        end (frames after the last sampled one are not decoded, but they are on screen)."""
         from scenedetect import ContentDetector
 
-        self.source, self.fps = source, fps
+        self.source, self.fps, self.frame_count = source, fps, frame_count
         self._detector = ContentDetector(threshold=threshold, min_scene_len=max(1, round(min_shot_sec * fps)))
         self._cuts: list[int] = []  # first frame of each shot after the first
         self._last = -1
@@ -72,7 +74,7 @@ class ShotDetector:
             return []
         self._add(self._detector.post_process(self._timecode(self._last)))
         starts = [0, *(c for c in self._cuts if c <= self._last)]
-        ends = [s - 1 for s in starts[1:]] + [self._last]
+        ends = [s - 1 for s in starts[1:]] + [max(self._last, self.frame_count - 1)]
         return [Shot(self.source, k, a, b, self.fps) for k, (a, b) in enumerate(zip(starts, ends))]
 
 
