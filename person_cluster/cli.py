@@ -1,4 +1,4 @@
-"""Command line: ``person-cluster run|cluster|evaluate|sweep``. Parsing and messages only; the work is in :mod:`person_cluster.api`."""
+"""Command line: ``person-cluster run|cluster|evaluate|sweep|export``. Parsing and messages only; the work is in :mod:`person_cluster.api`."""
 
 from __future__ import annotations
 
@@ -51,10 +51,17 @@ def _parser() -> argparse.ArgumentParser:
     sw.add_argument("--grid", required=True, metavar="GRID.yaml", help="grid file (examples in configs/)")
     sw.add_argument("--truth", metavar="folders|FILE.csv", help="overrides the grid file's truth")
 
+    ex = sub.add_parser("export", help="write OUT's people as a training set into DEST",
+                        description="folders: one folder of face crops per person (ImageFolder); yolo: images/, "
+                                    "labels/ and data.yaml (Ultralytics); csv: one row per face.")
+    ex.add_argument("out", metavar="OUT", help="output folder of an earlier run")
+    ex.add_argument("dest", metavar="DEST", help="a new or empty folder")
+    ex.add_argument("--format", required=True, choices=("folders", "yolo", "csv"))
+
     for sp in (run, cl):
         sp.add_argument("-c", "--config", help="YAML config file (defaults: configs/default.yaml values)")
         sp.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help=_SET_HELP)
-    for sp in (run, cl, ev, sw):
+    for sp in (run, cl, ev, sw, ex):
         sp.add_argument("-q", "--quiet", action="store_true", help="no progress bars, warnings only")
         sp.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     return p
@@ -75,6 +82,8 @@ def main(argv: list[str] | None = None) -> int:
             return _evaluate(args)
         if args.command == "sweep":
             return _sweep(args)
+        if args.command == "export":
+            return _export(args)
         if args.command == "run":
             config = load_config(args.config, args.set)
             manifest = api.run(args.inputs, args.out, config, overwrite=args.overwrite, progress=not args.quiet)
@@ -111,6 +120,14 @@ def _evaluate(args: argparse.Namespace) -> int:
         return 0
     for key, value in scores.items():
         print(f"{key:20s} {value:.4f}" if isinstance(value, float) else f"{key:20s} {value}")
+    return 0
+
+
+def _export(args: argparse.Namespace) -> int:
+    from .export import export
+
+    s = export(args.out, args.dest, args.format)
+    print(f"exported {s['people']} people, {s['faces']} faces as {s['format']} into {args.dest} ({s['files']} files)")
     return 0
 
 

@@ -1,0 +1,154 @@
+"""``person-cluster export OUT DEST``: a run's people as a training set, in a layout other tools read.
+
+- ``folders``: one folder per person with their face crops: the ImageFolder layout of torchvision and Keras.
+- ``yolo``: ``images/`` (the sampled frames), ``labels/`` (one ``class cx cy w h`` line per face) and ``data.yaml``
+  with the class names, as Ultralytics reads them. Unassigned faces keep a class of their own ("unassigned"), so a
+  detector trained on the set is not taught that they are background.
+- ``csv``: one row per face: source, frame, time, box, person.
+
+Everything is read from OUT's manifest and files. DEST must be new or empty; every path written is checked to lie
+inside it, and a failed export removes what it wrote, so DEST is never left half-written.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import shutil
+from pathlib import Path
+from typing import Any
+
+from .errors import PersonClusterError
+
+FORMATS = ("folders", "yolo", "csv")
+
+
+class ExportError(PersonClusterError, ValueError):
+    """The export cannot be made; the message is one line for the user."""
+
+
+def export(out: str | Path, dest: str | Path, fmt: str) -> dict[str, Any]:
+    """Export OUT's people into DEST in ``fmt``; returns a summary (format, people, faces, files)."""
+    if fmt not in FORMATS:
+        raise ExportError(f"--format must be one of {', '.join(FORMATS)}")
+    out, dest = Path(out), Path(dest)
+    manifest = _manifest(out)
+    if dest.exists() and (not dest.is_dir() or any(dest.iterdir())):
+        raise ExportError(f"{dest}: exists and is not an empty folder; export into a new or empty one")
+    created = not dest.exists()
+    dest.mkdir(parents=True, exist_ok=True)
+    writer = _Writer(dest)
+    try:
+        summary = {"folders": _folders, "yolo": _yolo, "csv": _csv}[fmt](out, manifest, writer)
+    except BaseException:
+        writer.remove_all(created)
+        raise
+    return {"format": fmt, **summary, "files": writer.count}
+
+
+def _manifest(out: Path) -> dict[str, Any]:
+    path = out / "manifest.json"
+    try:
+        manifest = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ExportError(f"{path}: no manifest; run `person-cluster run ... -o {out}` first") from None
+    except (OSError, ValueError) as exc:
+        raise ExportError(f"{path}: unreadable manifest ({exc})") from None
+    missing = [k for k in ("faces", "clusters", "frames") if not isinstance(manifest, dict) or k not in manifest]
+    if missing:
+        raise ExportError(f"{path}: unreadable manifest (no {', '.join(missing)})")
+    return manifest
+
+
+class _Writer:
+    """Writes only inside ``root``; remembers what it wrote, to take it back."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root.resolve()
+        self.count = 0
+
+    def path(self, relative: str) -> Path:
+        target = (self.root / relative).resolve()
+        if not target.is_relative_to(self.root):
+            raise ExportError(f"refusing to write outside DEST: {relative}")
+        target.parent.mkdir(parents=True, exist_ok=True)
+        return target
+
+    def copy(self, source: Path, relative: str) -> None:
+        shutil.copyfile(source, self.path(relative))
+        self.count += 1
+
+    def text(self, relative: str, text: str) -> None:
+        self.path(relative).write_text(text, encoding="utf-8")
+        self.count += 1
+
+    def remove_all(self, created: bool) -> None:
+        for entry in list(self.root.iterdir()):
+            shutil.rmtree(entry) if entry.is_dir() and not entry.is_symlink() else entry.unlink()
+        if created:
+            self.root.rmdir()
+
+
+def _person_names(manifest: dict[str, Any]) -> dict[int, str]:
+    """Cluster id -> the name its files are exported under (its folder name: person_000, ...)."""
+    return {int(c["id"]): Path(c["folder"]).name for c in manifest["clusters"]}
+
+
+def _in_out(out: Path, relative: str) -> Path:
+    """A file named by the manifest, which must lie inside OUT."""
+    path = (out / relative).resolve()
+    if not path.is_relative_to(out.resolve()):
+        raise ExportError(f"{out}: the manifest names {relative}, which is outside OUT; refusing to read it")
+    if not path.is_file():
+        raise ExportError(f"{out}: the manifest names {relative}, which is missing; run `person-cluster cluster` again")
+    return path
+
+
+def _folders(out: Path, manifest: dict[str, Any], writer: _Writer) -> dict[str, int]:
+    names = _person_names(manifest)
+    faces = [f for f in manifest["faces"] if f["cluster"] in names]
+    for f in faces:
+        writer.copy(_in_out(out, f["crop"]), f"{names[f['cluster']]}/{Path(f['crop']).name}")
+    return {"people": len({f["cluster"] for f in faces}), "faces": len(faces)}
+
+
+def _yolo(out: Path, manifest: dict[str, Any], writer: _Writer) -> dict[str, int]:
+    if any(fr.get("image") is None for fr in manifest["frames"]):
+        raise ExportError("the run kept no frame images (output.save_frames: false); YOLO needs them: run again "
+                          "with --set output.save_frames=true --overwrite")
+    names = _person_names(manifest)
+    classes = [names[c] for c in sorted(names)]
+    if any(f["cluster"] < 0 for f in manifest["faces"]):
+        classes.append("unassigned")
+    class_of = {c: k for k, c in enumerate(sorted(names))}
+    unassigned = len(names)
+    by_frame: dict[tuple[str, int | None], list[dict[str, Any]]] = {}
+    for f in manifest["faces"]:
+        by_frame.setdefault((f["source"], f["frame"]), []).append(f)
+    for fr in manifest["frames"]:
+        stem = Path(fr["image"]).stem
+        writer.copy(_in_out(out, fr["image"]), f"images/{stem}{Path(fr['image']).suffix}")
+        lines = []
+        for f in by_frame.get((fr["source"], fr["frame"]), []):
+            left, top, right, bottom = f["bbox"]
+            w, h = fr["width"], fr["height"]
+            lines.append(f"{class_of.get(f['cluster'], unassigned)} {(left + right) / 2 / w:.6f} "
+                         f"{(top + bottom) / 2 / h:.6f} {(right - left) / w:.6f} {(bottom - top) / h:.6f}\n")
+        writer.text(f"labels/{stem}.txt", "".join(lines))
+    names_yaml = "".join(f"  {k}: {json.dumps(name)}\n" for k, name in enumerate(classes))
+    writer.text("data.yaml", f"# person_cluster export of {json.dumps(str(out))}\npath: {json.dumps(str(writer.root))}\n"
+                             f"train: images\nval: images\nnames:\n{names_yaml}")
+    return {"people": len(names), "faces": len(manifest["faces"]), "images": len(manifest["frames"])}
+
+
+def _csv(out: Path, manifest: dict[str, Any], writer: _Writer) -> dict[str, int]:
+    names = _person_names(manifest)
+    text = io.StringIO()
+    rows = csv.writer(text, lineterminator="\n")
+    rows.writerow(["source", "frame", "time_s", "left", "top", "right", "bottom", "person"])
+    for f in manifest["faces"]:
+        rows.writerow([f["source"], "" if f["frame"] is None else f["frame"], "" if f["time_s"] is None else f["time_s"],
+                       *f["bbox"], names.get(f["cluster"], "unassigned")])
+    writer.text("faces.csv", text.getvalue())
+    return {"people": len(names), "faces": len(manifest["faces"])}
