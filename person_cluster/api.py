@@ -23,11 +23,13 @@ from .errors import PersonClusterError
 from .layout import REBUILT, SWEEP_DIR
 from .pipeline import ExtractionError, ExtractionSummary, Extractor, check_models
 from .records import FaceTable
+from .review import DECISIONS_NAME
 from .sampling import discover_inputs
 
 if TYPE_CHECKING:
     from .clustering import DenseDistances, GraphDistances
     from .constraints import CannotLinks
+    from .review import Applied
     from .tracking import Tracks
 
 # Clustering, post-processing and outputs (scikit-learn, scipy: ~2 s to import) are imported where first used, so
@@ -39,6 +41,8 @@ log = logging.getLogger(__name__)
 
 # Everything person_cluster writes into OUT; --overwrite removes these and nothing else.
 OWNED = (CACHE_NAME, f"{CACHE_NAME}-journal", "manifest.json", "run.json", "frames", SWEEP_DIR, *REBUILT)
+# Ours too, but the user's decisions: never removed, not even by --overwrite.
+KEPT = (DECISIONS_NAME, f"{DECISIONS_NAME}-wal", f"{DECISIONS_NAME}-shm")
 
 
 class RunError(PersonClusterError, RuntimeError):
@@ -63,9 +67,11 @@ class ClusteringInput:
                 cc.dense_max_faces, cc.knn_neighbors)
 
 
-def prepare_clustering(table: FaceTable, config: Config) -> ClusteringInput:
+def prepare_clustering(table: FaceTable, config: Config, applied: Applied | None = None) -> ClusteringInput:
     """Tracks (must-links) and cannot-links of ``table``, and fused distances between the tracks. An algorithm
-    that does not honour constraints (DBSCAN, the seeds' baseline) clusters faces without either."""
+    that does not honour constraints (DBSCAN, the seeds' baseline) clusters faces without either. ``applied``: the
+    user's decisions: a person's faces join one group (their tracks are must-linked), two people's are
+    cannot-linked."""
     from .clustering import clusterer_class, fused_distance_source
     from .constraints import FAR, CannotLinks
     from .fusion import Fusion
@@ -75,6 +81,10 @@ def prepare_clustering(table: FaceTable, config: Config) -> ClusteringInput:
     baseline = not clusterer_class(cc.algorithm).honours_constraints
     tracks = Tracks.singletons(len(table)) if baseline else link_tracks(table, config.tracking)
     cannot = CannotLinks.same_frame(table) if cc.cannot_link and not baseline else CannotLinks.none(len(table))
+    if applied is not None and not baseline:
+        tracks = Tracks(applied.groups(tracks.ids))
+        i, j = applied.person_pairs()
+        cannot = CannotLinks(np.concatenate([cannot.i, i]), np.concatenate([cannot.j, j]), len(table))
     face, _ = tracks.mean(table.face)
     cloth, has_cloth = tracks.mean(table.cloth, table.has_cloth)
     video, start, end = tracks.spans(table)
@@ -86,12 +96,15 @@ def prepare_clustering(table: FaceTable, config: Config) -> ClusteringInput:
     return ClusteringInput(tracks, cannot, distances)
 
 
-def cluster_table(table: FaceTable, config: Config, prepared: ClusteringInput | None = None) -> np.ndarray:
+def cluster_table(table: FaceTable, config: Config, prepared: ClusteringInput | None = None,
+                  not_face: np.ndarray | None = None) -> np.ndarray:
     """Cluster labels (-1 = unassigned) for every face of ``table``: tracks are clustered, their faces take
     their label, cannot-linked faces end in different clusters. ``prepared`` may be reused between calls with
-    the same :meth:`ClusteringInput.key` (as a sweep does)."""
+    the same :meth:`ClusteringInput.key` (as a sweep does). Faces in ``not_face`` (the user's) get
+    :data:`~person_cluster.review.NOT_A_FACE` and count in no cluster."""
     from .clustering import cluster_distances
     from .postprocess import postprocess
+    from .review import NOT_A_FACE
 
     if prepared is None:
         prepared = prepare_clustering(table, config)
@@ -100,15 +113,20 @@ def cluster_table(table: FaceTable, config: Config, prepared: ClusteringInput | 
     if len(between):
         labels = between.split(labels, prepared.distances.among)
     labels = labels[prepared.tracks.ids]
-    return postprocess(labels, table.face, table.cloth, table.has_cloth, config.postprocess,
-                       prepared.cannot if len(prepared.cannot) else None)
+    if not_face is not None:
+        labels = np.where(not_face, -1, labels)
+    labels = postprocess(labels, table.face, table.cloth, table.has_cloth, config.postprocess,
+                         prepared.cannot if len(prepared.cannot) else None)
+    if not_face is not None:
+        labels[not_face] = NOT_A_FACE
+    return labels
 
 
 def check_out(out: Path, overwrite: bool) -> None:
     """Refuse an OUT that is not ours (a file, or a folder with other files and no run), changing nothing."""
     if out.exists() and not out.is_dir():
         raise RunError(f"{out}: exists and is not a folder")
-    entries = [e for e in os.listdir(out) if not e.startswith(".staging-")] if out.is_dir() else []
+    entries = [e for e in os.listdir(out) if not e.startswith(".staging-") and e not in KEPT] if out.is_dir() else []
     if overwrite:  # our outputs, the cache included, are about to go: what is left must be nothing
         entries = [e for e in entries if e not in OWNED]
     if entries and (overwrite or not (out / CACHE_NAME).exists()):
@@ -165,15 +183,17 @@ def extract(inputs: list[str], out: str | Path, config: Config, overwrite: bool 
 def cluster_out(out: str | Path, config: Config | None = None) -> dict[str, Any]:
     """Cluster the cached faces of OUT and (re)write all outputs; returns the manifest."""
     from .outputs import write_outputs
+    from .review import apply_decisions
 
     out = Path(out)
     try:
         with FeatureCache.open_existing(out / CACHE_NAME) as cache:
             config = config or Config.from_dict(cache.get_meta("config"))
             table = cache.load_table()
-            prepared = prepare_clustering(table, config)
-            labels = cluster_table(table, config, prepared)
-            return write_outputs(out, cache, table, labels, config, prepared.tracks.ids)
+            applied = apply_decisions(out, table)
+            prepared = prepare_clustering(table, config, applied)
+            labels = cluster_table(table, config, prepared, None if applied is None else applied.not_face)
+            return write_outputs(out, cache, table, labels, config, prepared.tracks.ids, applied)
     except CacheError as exc:
         raise RunError(str(exc)) from None
 

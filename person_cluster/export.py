@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import PersonClusterError
+from .review import NOT_A_FACE
 
 FORMATS = ("folders", "yolo", "csv")
 
@@ -90,9 +91,15 @@ class _Writer:
             self.root.rmdir()
 
 
-def _person_names(manifest: dict[str, Any]) -> dict[int, str]:
-    """Cluster id -> the name its files are exported under (its folder name: person_000, ...)."""
-    return {int(c["id"]): Path(c["folder"]).name for c in manifest["clusters"]}
+def _person_names(manifest: dict[str, Any], display: bool = False) -> dict[int, str]:
+    """Cluster id -> its folder name (the person's name made safe for any file system, or person_000 ...), or
+    with ``display`` the name as the user gave it where there is one."""
+    return {int(c["id"]): (display and c.get("name")) or Path(c["folder"]).name for c in manifest["clusters"]}
+
+
+def _faces(manifest: dict[str, Any]) -> list[dict[str, Any]]:
+    """Every face but those the user marked as not a face (cluster -2)."""
+    return [f for f in manifest["faces"] if f["cluster"] != NOT_A_FACE]
 
 
 def _in_out(out: Path, relative: str) -> Path:
@@ -117,14 +124,15 @@ def _yolo(out: Path, manifest: dict[str, Any], writer: _Writer) -> dict[str, int
     if any(fr.get("image") is None for fr in manifest["frames"]):
         raise ExportError("the run kept no frame images (output.save_frames: false); YOLO needs them: run again "
                           "with --set output.save_frames=true --overwrite")
-    names = _person_names(manifest)
+    names = _person_names(manifest, display=True)
+    faces = _faces(manifest)
     classes = [names[c] for c in sorted(names)]
-    if any(f["cluster"] < 0 for f in manifest["faces"]):
+    if any(f["cluster"] < 0 for f in faces):
         classes.append("unassigned")
     class_of = {c: k for k, c in enumerate(sorted(names))}
     unassigned = len(names)
     by_frame: dict[tuple[str, int | None], list[dict[str, Any]]] = {}
-    for f in manifest["faces"]:
+    for f in faces:
         by_frame.setdefault((f["source"], f["frame"]), []).append(f)
     for fr in manifest["frames"]:
         stem = Path(fr["image"]).stem
@@ -139,16 +147,17 @@ def _yolo(out: Path, manifest: dict[str, Any], writer: _Writer) -> dict[str, int
     names_yaml = "".join(f"  {k}: {json.dumps(name)}\n" for k, name in enumerate(classes))
     writer.text("data.yaml", f"# person_cluster export of {json.dumps(str(out))}\npath: {json.dumps(str(writer.root))}\n"
                              f"train: images\nval: images\nnames:\n{names_yaml}")
-    return {"people": len(names), "faces": len(manifest["faces"]), "images": len(manifest["frames"])}
+    return {"people": len(names), "faces": len(faces), "images": len(manifest["frames"])}
 
 
 def _csv(out: Path, manifest: dict[str, Any], writer: _Writer) -> dict[str, int]:
-    names = _person_names(manifest)
+    names = _person_names(manifest, display=True)
+    faces = _faces(manifest)
     text = io.StringIO()
     rows = csv.writer(text, lineterminator="\n")
     rows.writerow(["source", "frame", "time_s", "left", "top", "right", "bottom", "person"])
-    for f in manifest["faces"]:
+    for f in faces:
         rows.writerow([f["source"], "" if f["frame"] is None else f["frame"], "" if f["time_s"] is None else f["time_s"],
                        *f["bbox"], names.get(f["cluster"], "unassigned")])
     writer.text("faces.csv", text.getvalue())
-    return {"people": len(names), "faces": len(manifest["faces"])}
+    return {"people": len(names), "faces": len(faces)}

@@ -36,8 +36,9 @@ from ..config import Config
 from ..fusion import fuse
 from ..layout import REBUILT
 from ..records import FaceTable, FrameInfo
+from ..review import NOT_A_FACE, Applied
 from .montage import make_montage, pick_evenly
-from .naming import cluster_folder, frame_stem
+from .naming import frame_stem, people_folders
 from .yolo import yolo_line
 
 log = logging.getLogger(__name__)
@@ -60,17 +61,23 @@ def write_atomic(path: Path, data: bytes) -> None:
 
 
 def write_outputs(out: Path, cache: FeatureCache, table: FaceTable, labels: np.ndarray, config: Config,
-                  tracks: np.ndarray | None = None) -> dict[str, Any]:
+                  tracks: np.ndarray | None = None, applied: Applied | None = None) -> dict[str, Any]:
     """Write every output for ``labels`` (one per row of ``table``; ``tracks``: each face's track, default one
-    track per face) into ``out``; returns the manifest."""
+    track per face; ``applied``: the user's decisions, which name clusters) into ``out``; returns the manifest."""
     out = Path(out)
     tracks = np.arange(len(table)) if tracks is None else np.asarray(tracks)
+    people = applied.names(labels) if applied is not None else {}
+    folders = people_folders(labels, {c: p.name for c, p in people.items() if p.name})
     staging = Path(tempfile.mkdtemp(dir=out, prefix=".staging-"))
     try:
-        faces, clusters = _write_people(staging, cache, table, labels, tracks, config)
+        faces, clusters = _write_people(staging, cache, table, labels, tracks, folders, config)
+        for c in clusters:
+            person = people.get(c["id"])
+            c.update({"name": person.name or None if person else None, "person": person.id if person else None,
+                      "hidden": bool(person and person.hidden)})
         shots = cache.shots()
-        cast, timelines = _write_cast(staging, table, labels, tracks, shots, config)
-        frames = _write_annotations(staging, table, labels, cache.frames(), len(clusters), config)
+        cast, timelines = _write_cast(staging, table, labels, tracks, shots, folders, config)
+        frames = _write_annotations(staging, table, labels, cache.frames(), folders, config)
         if config.output.plot and len(table):
             from .plot import plot_clusters
 
@@ -91,7 +98,8 @@ def write_outputs(out: Path, cache: FeatureCache, table: FaceTable, labels: np.n
             "summary": {
                 "faces": len(table),
                 "clusters": len(clusters),
-                "unassigned": int((labels < 0).sum()),
+                "unassigned": int((labels == -1).sum()),
+                "not_a_face": int((labels == -2).sum()),
                 "frames": len(frames),
                 "tracks": int(tracks.max()) + 1 if len(tracks) else 0,
                 "skipped_inputs": sum(1 for i in inputs if i["status"] == "skipped"),
@@ -108,16 +116,16 @@ def write_outputs(out: Path, cache: FeatureCache, table: FaceTable, labels: np.n
 
 
 def _write_cast(root: Path, table: FaceTable, labels: np.ndarray, tracks: np.ndarray, shots: list,
-                config: Config) -> tuple[list[dict[str, Any]], list[dict[str, str]]]:
+                folders: dict[int, str], config: Config) -> tuple[list[dict[str, Any]], list[dict[str, str]]]:
     """cast.csv and one timeline per video (under ``root``); the manifest's ``cast`` and ``timelines``."""
     from .cast import build_cast, cast_csv, draw_timeline
 
     def crop_of(face_id: int) -> np.ndarray | None:
-        return cv2.imread(str(root / _crop_path(face_id, int(labels[face_id]))))
+        return cv2.imread(str(root / _crop_path(face_id, folders[int(labels[face_id])])))
 
-    members, spans = build_cast(table, labels, tracks, shots, config.sampling, crop_of)
+    members, spans = build_cast(table, labels, tracks, shots, config.sampling, crop_of, folders)
     (root / "cast.csv").write_text(cast_csv(members), encoding="utf-8")
-    cast = [{"rank": r, **m.as_dict(), "cover": _crop_path(m.cover_face, m.cluster)} for r, m in enumerate(members, 1)]
+    cast = [{"rank": r, **m.as_dict(), "cover": _crop_path(m.cover_face, m.folder)} for r, m in enumerate(members, 1)]
     timelines = []
     videos = list(dict.fromkeys(s for s, f in zip(table.sources, table.frames) if f is not None))
     if videos and members:
@@ -133,8 +141,8 @@ def _write_cast(root: Path, table: FaceTable, labels: np.ndarray, tracks: np.nda
     return cast, timelines
 
 
-def _crop_path(face_id: int, cluster: int) -> str:
-    return f"people/{cluster_folder(cluster)}/face_{face_id:06d}.jpg"
+def _crop_path(face_id: int, folder: str) -> str:
+    return f"people/{folder}/face_{face_id:06d}.jpg"
 
 
 def _tracks(table: FaceTable, labels: np.ndarray, tracks: np.ndarray) -> list[dict[str, Any]]:
@@ -153,7 +161,8 @@ def _tracks(table: FaceTable, labels: np.ndarray, tracks: np.ndarray) -> list[di
 
 
 def _write_people(
-    root: Path, cache: FeatureCache, table: FaceTable, labels: np.ndarray, tracks: np.ndarray, config: Config
+    root: Path, cache: FeatureCache, table: FaceTable, labels: np.ndarray, tracks: np.ndarray,
+    folders: dict[int, str], config: Config,
 ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     people = root / "people"
     people.mkdir()
@@ -162,7 +171,7 @@ def _write_people(
     faces = []
     for i, (face_jpg, body_jpg) in enumerate(cache.iter_crops()):
         cid = int(labels[i])
-        folder = people / cluster_folder(cid)
+        folder = people / folders[cid]
         if cid not in members:
             (folder / "upper_body").mkdir(parents=True)
             members[cid] = []
@@ -181,14 +190,14 @@ def _write_people(
                 "shot": int(table.shots[i]),
                 "track": int(tracks[i]),
                 "cluster": cid,
-                "crop": _crop_path(i, cid),
-                "upper_body_crop": f"people/{cluster_folder(cid)}/upper_body/{name}" if body_jpg is not None else None,
+                "crop": _crop_path(i, folders[cid]),
+                "upper_body_crop": f"people/{folders[cid]}/upper_body/{name}" if body_jpg is not None else None,
                 "has_cloth_feature": bool(table.has_cloth[i]),
             }
         )
     clusters = []
     for cid in sorted(members):
-        folder = cluster_folder(cid)
+        folder = folders[cid]
         picked = pick_evenly(len(members[cid]), config.output.montage_max_faces)
         crops = [cv2.imread(str(people / folder / f"face_{members[cid][j]:06d}.jpg")) for j in picked]
         title = f"{folder}: {len(members[cid])} faces"
@@ -200,14 +209,17 @@ def _write_people(
 
 
 def _write_annotations(
-    root: Path, table: FaceTable, labels: np.ndarray, frames: list[FrameInfo], n_clusters: int, config: Config
+    root: Path, table: FaceTable, labels: np.ndarray, frames: list[FrameInfo], folders: dict[int, str],
+    config: Config,
 ) -> list[dict[str, Any]]:
     """One YOLO label file per sampled frame (empty when it has no face). Unassigned faces get the last class,
-    'unassigned', so a detector trained on the set is not taught that those faces are background."""
+    'unassigned', so a detector trained on the set is not taught that those faces are background; what the user
+    marked as not a face gets no label."""
     ann = root / "annotations"
     ann.mkdir()
-    classes = [cluster_folder(c) for c in range(n_clusters)]
-    has_unassigned = bool((labels < 0).any())
+    n_clusters = int(labels.max()) + 1 if len(labels) and labels.max() >= 0 else 0
+    classes = [folders[c] for c in range(n_clusters)]
+    has_unassigned = bool((labels == -1).any())
     if has_unassigned:
         classes.append("unassigned")
     (ann / "classes.txt").write_text("".join(c + "\n" for c in classes))
@@ -219,6 +231,8 @@ def _write_annotations(
         stem = frame_stem(info.source, info.frame)
         lines = []
         for i in by_frame.get((info.source, info.frame), []):
+            if labels[i] == NOT_A_FACE:
+                continue
             cls = int(labels[i]) if labels[i] >= 0 else n_clusters
             lines.append(yolo_line(cls, table.bboxes[i], info.width, info.height))
         (ann / f"{stem}.txt").write_text("".join(line + "\n" for line in lines))

@@ -109,7 +109,7 @@ def _sharpness(crop: np.ndarray | None) -> float:
 
 
 def build_cast(table: FaceTable, labels: np.ndarray, tracks: np.ndarray, shots: list[Shot],
-               sampling: SamplingConfig, crop_of) -> tuple[list[CastMember], dict]:
+               sampling: SamplingConfig, crop_of, folders: dict[int, str] | None = None) -> tuple[list[CastMember], dict]:
     """Cast members ranked by screen time (then faces, then cluster id), and their screen spans."""
     spans = screen_spans(table, labels, tracks, shots, sampling)
     members: list[CastMember] = []
@@ -119,7 +119,7 @@ def build_cast(table: FaceTable, labels: np.ndarray, tracks: np.ndarray, shots: 
         seconds = sum(end - start for per in spans.get(label, {}).values() for start, end in per)
         first, last = int(idx[0]), int(idx[-1])
         members.append(CastMember(
-            cluster=label, folder=cluster_folder(label),
+            cluster=label, folder=(folders or {}).get(label, cluster_folder(label)),
             screen_time_s=round(seconds, 2) if in_videos else None,
             faces=len(idx),
             appearances=len({int(tracks[i]) for i in idx}),

@@ -21,7 +21,24 @@ def safe_name(text: str, max_len: int = 80) -> str:
 
 
 def cluster_folder(cluster_id: int) -> str:
-    return "unassigned" if cluster_id < 0 else f"person_{cluster_id:03d}"
+    return {-1: "unassigned", -2: "not_a_face"}.get(cluster_id, f"person_{cluster_id:03d}")
+
+
+def people_folders(labels, names: dict[int, str]) -> dict[int, str]:
+    """Folder of every label in ``labels``: a named cluster's name made safe (see :func:`safe_name`), others
+    ``person_000``..., 'unassigned', 'not_a_face'; never two alike (a suffix ``_2``, ``_3`` ... where names clash,
+    compared without case, as Windows and macOS do)."""
+    taken = {"unassigned", "not_a_face"}
+    out: dict[int, str] = {-1: "unassigned", -2: "not_a_face"}
+    for label in sorted({int(v) for v in labels if v >= 0}):
+        base = safe_name(names[label], 60) if label in names else cluster_folder(label)
+        folder, k = base, 1
+        while folder.lower() in taken:
+            k += 1
+            folder = f"{base}_{k}"
+        taken.add(folder.lower())
+        out[label] = folder
+    return out
 
 
 def frame_stem(source: str, frame: int | None) -> str:

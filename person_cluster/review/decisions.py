@@ -1,0 +1,314 @@
+"""The user's decisions about the people of a run: names, which faces are whose, what is not a face, hidden people,
+cover faces. They are the user's data, so they live in their own SQLite file in OUT (:data:`DECISIONS_NAME`), which
+no re-run removes, and every action is one transaction: saved at once, all or nothing, and two browser tabs acting
+at the same moment are serialised by SQLite's lock instead of overwriting each other.
+
+Faces are named by what the cache keys them on (source, frame, box), so decisions survive re-clustering; a re-run
+that moved the boxes a little is matched by overlap (:func:`match_faces`). ``person-cluster cluster`` turns them
+into constraints: faces of one person are must-linked, faces of two people cannot-linked, not-a-face faces leave
+the clustering, and each cluster takes the name of the person whose faces it holds.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import PersonClusterError
+from ..records import FaceTable
+
+DECISIONS_NAME = "review.sqlite"
+MAX_NAME = 200
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS people (
+    id INTEGER PRIMARY KEY, name TEXT NOT NULL DEFAULT '', hidden INTEGER NOT NULL DEFAULT 0, cover TEXT);
+CREATE TABLE IF NOT EXISTS assigned (face TEXT PRIMARY KEY, person INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS not_faces (face TEXT PRIMARY KEY);
+CREATE TABLE IF NOT EXISTS history (id INTEGER PRIMARY KEY AUTOINCREMENT, action TEXT NOT NULL, before TEXT NOT NULL);
+"""
+_TABLES = ("people", "assigned", "not_faces")
+
+
+class DecisionError(PersonClusterError, ValueError):
+    """A decision that cannot be taken (unknown person, empty name, ...); the message is one line."""
+
+
+def face_key(source: str, frame: int | None, bbox) -> str:
+    """How decisions name a face: its source, frame and box, as the feature cache keys it."""
+    left, top, right, bottom = (int(v) for v in bbox)
+    return f"{source}\t{'-' if frame is None else frame}\t{left},{top},{right},{bottom}"
+
+
+def table_keys(table: FaceTable) -> list[str]:
+    return [face_key(s, f, b) for s, f, b in zip(table.sources, table.frames, table.bboxes)]
+
+
+@dataclass
+class Person:
+    id: int
+    name: str
+    hidden: bool
+    cover: str | None
+
+
+class Decisions:
+    """Open (or create) the decisions of OUT. Every public method that changes something is one transaction and
+    is recorded for :meth:`undo`."""
+
+    def __init__(self, out: str | Path) -> None:
+        self.path = Path(out) / DECISIONS_NAME
+        try:
+            self.db = sqlite3.connect(self.path, timeout=10, isolation_level=None)
+            self.db.execute("PRAGMA journal_mode=WAL")  # readers never wait for a writer
+            self.db.executescript(_SCHEMA)
+        except sqlite3.DatabaseError as exc:
+            raise DecisionError(f"{self.path}: not a usable decisions file ({exc})") from None
+
+    def close(self) -> None:
+        self.db.close()
+
+    def __enter__(self) -> Decisions:  # noqa: PYI034
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- reading ----------------------------------------------------------------------------------------------
+    def people(self) -> dict[int, Person]:
+        rows = self.db.execute("SELECT id, name, hidden, cover FROM people ORDER BY id")
+        return {i: Person(i, n, bool(h), c) for i, n, h, c in rows}
+
+    def assigned(self) -> dict[str, int]:
+        return dict(self.db.execute("SELECT face, person FROM assigned"))
+
+    def not_faces(self) -> set[str]:
+        return {r[0] for r in self.db.execute("SELECT face FROM not_faces")}
+
+    # -- actions ----------------------------------------------------------------------------------------------
+    def name_faces(self, faces: list[str], name: str) -> int:
+        """Name the person these faces show (a cluster's faces): the person most of them are already assigned to
+        is renamed, else a new person takes the faces no one else has."""
+        name = _clean_name(name)
+        with self._action("name"):
+            owners = [p for p in (self._owner(f) for f in faces) if p is not None]
+            person = max(set(owners), key=owners.count) if owners else self._new_person()
+            self.db.execute("UPDATE people SET name = ? WHERE id = ?", (name, person))
+            self._assign([f for f in faces if self._owner(f) is None], person)
+        return person
+
+    def rename(self, person: int, name: str) -> None:
+        name = _clean_name(name)
+        with self._action("rename"):
+            self._require(person)
+            self.db.execute("UPDATE people SET name = ? WHERE id = ?", (name, person))
+
+    def merge(self, keep: int, other: int, other_faces: list[str] = ()) -> None:
+        """``other`` (and ``other_faces``, the faces its cluster shows) become ``keep``'s; ``keep`` keeps its name,
+        or takes ``other``'s if it has none."""
+        if keep == other:
+            raise DecisionError("cannot merge a person with itself")
+        with self._action("merge"):
+            a, b = self._require(keep), self._require(other)
+            self.db.execute("UPDATE assigned SET person = ? WHERE person = ?", (keep, other))
+            self._assign([f for f in other_faces if self._owner(f) is None], keep)
+            if not a.name and b.name:
+                self.db.execute("UPDATE people SET name = ? WHERE id = ?", (b.name, keep))
+            self.db.execute("DELETE FROM people WHERE id = ?", (other,))
+
+    def move(self, faces: list[str], person: int | None) -> int:
+        """Move ``faces`` to ``person``, or to a new (unnamed) person when None: a split. Returns the person."""
+        if not faces:
+            raise DecisionError("no faces selected")
+        with self._action("move"):
+            if person is None:
+                person = self._new_person()
+            else:
+                self._require(person)
+            self.db.execute(f"DELETE FROM not_faces WHERE face IN ({','.join('?' * len(faces))})", faces)
+            self._assign(faces, person, replace=True)
+        return person
+
+    def mark_not_face(self, faces: list[str]) -> None:
+        if not faces:
+            raise DecisionError("no faces selected")
+        with self._action("not_a_face"):
+            self.db.execute(f"DELETE FROM assigned WHERE face IN ({','.join('?' * len(faces))})", faces)
+            self.db.executemany("INSERT OR IGNORE INTO not_faces VALUES (?)", [(f,) for f in faces])
+
+    def hide(self, person: int, hidden: bool = True) -> None:
+        with self._action("hide"):
+            self._require(person)
+            self.db.execute("UPDATE people SET hidden = ? WHERE id = ?", (int(hidden), person))
+
+    def set_cover(self, person: int, face: str) -> None:
+        with self._action("cover"):
+            self._require(person)
+            if self._owner(face) != person:
+                raise DecisionError("the cover face must be one of the person's faces")
+            self.db.execute("UPDATE people SET cover = ? WHERE id = ?", (face, person))
+
+    def undo(self) -> str | None:
+        """Take back the last action; returns its name (None: nothing to undo)."""
+        with self._transaction():
+            row = self.db.execute("SELECT id, action, before FROM history ORDER BY id DESC LIMIT 1").fetchone()
+            if row is None:
+                return None
+            before = json.loads(row[2])
+            for table in _TABLES:
+                self.db.execute(f"DELETE FROM {table}")
+                if before[table]:
+                    marks = ",".join("?" * len(before[table][0]))
+                    self.db.executemany(f"INSERT INTO {table} VALUES ({marks})", before[table])
+            self.db.execute("DELETE FROM history WHERE id = ?", (row[0],))
+            return row[1]
+
+    # -- internals --------------------------------------------------------------------------------------------
+    @contextmanager
+    def _transaction(self) -> Iterator[None]:
+        self.db.execute("BEGIN IMMEDIATE")  # the write lock at once: a second tab waits, then sees this change
+        try:
+            yield
+        except BaseException:
+            self.db.execute("ROLLBACK")
+            raise
+        self.db.execute("COMMIT")
+
+    @contextmanager
+    def _action(self, action: str) -> Iterator[None]:
+        """One transaction that first records the state before it, for :meth:`undo`. Decisions stay small (one
+        row per face a user touched), so a snapshot is cheap and undo is exact."""
+        with self._transaction():
+            before = {t: self.db.execute(f"SELECT * FROM {t}").fetchall() for t in _TABLES}
+            self.db.execute("INSERT INTO history (action, before) VALUES (?, ?)", (action, json.dumps(before)))
+            yield
+
+    def _new_person(self) -> int:
+        return int(self.db.execute("INSERT INTO people (name) VALUES ('')").lastrowid)
+
+    def _require(self, person: int) -> Person:
+        row = self.db.execute("SELECT id, name, hidden, cover FROM people WHERE id = ?", (person,)).fetchone()
+        if row is None:
+            raise DecisionError(f"no person {person}")
+        return Person(row[0], row[1], bool(row[2]), row[3])
+
+    def _owner(self, face: str) -> int | None:
+        row = self.db.execute("SELECT person FROM assigned WHERE face = ?", (face,)).fetchone()
+        return None if row is None else int(row[0])
+
+    def _assign(self, faces: list[str], person: int, replace: bool = False) -> None:
+        verb = "INSERT OR REPLACE" if replace else "INSERT OR IGNORE"
+        self.db.executemany(f"{verb} INTO assigned VALUES (?, ?)", [(f, person) for f in faces])
+
+
+def _clean_name(name: str) -> str:
+    if not isinstance(name, str) or not name.strip():
+        raise DecisionError("a name must not be empty")
+    name = " ".join(name.split())
+    if len(name) > MAX_NAME:
+        raise DecisionError(f"a name must be at most {MAX_NAME} characters")
+    return name
+
+
+def match_faces(keys: list[str], decided: set[str] | dict[str, int]) -> dict[str, str]:
+    """Decided face key -> key of the table face it names: the same key, or on the same source and frame the box
+    that overlaps it most (IoU >= 0.5), for a re-run whose boxes moved a little."""
+    exact = set(keys) & set(decided)
+    out = {k: k for k in exact}
+    by_frame: dict[tuple[str, str], list[tuple[str, np.ndarray]]] = {}
+    for k in keys:
+        source, frame, box = k.split("\t")
+        by_frame.setdefault((source, frame), []).append((k, np.array(box.split(","), float)))
+    for d in set(decided) - exact:
+        source, frame, box = d.split("\t")
+        b = np.array(box.split(","), float)
+        best, best_iou = None, 0.5
+        for k, a in by_frame.get((source, frame), []):
+            iw = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
+            ih = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
+            union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - iw * ih
+            iou = iw * ih / union if union > 0 else 0.0
+            if iou >= best_iou:
+                best, best_iou = k, iou
+        if best is not None:
+            out[d] = best
+    return out
+
+
+NOT_A_FACE = -2  # the label of a face the user marked as not a face: out of every cluster, folder and label file
+
+
+@dataclass
+class Applied:
+    """Decisions matched to the faces of one table."""
+
+    person: np.ndarray  # (n,) the person each face was given to, -1 where the user decided nothing
+    not_face: np.ndarray  # (n,) bool
+    people: dict[int, Person]
+    cover: dict[int, int]  # person -> index of their cover face in the table
+
+    def groups(self, tracks: np.ndarray) -> np.ndarray:
+        """``tracks`` joined wherever a person's faces lie in several: one group per person (must-links)."""
+        parent = np.arange(int(tracks.max()) + 1 if len(tracks) else 0)
+
+        def find(x: int) -> int:
+            while parent[x] != x:
+                parent[x] = parent[parent[x]]
+                x = int(parent[x])
+            return x
+
+        for p in np.unique(self.person[self.person >= 0]):
+            first, *rest = (find(int(t)) for t in np.unique(tracks[self.person == p]))
+            for t in rest:
+                parent[t] = first
+        roots = np.array([find(int(t)) for t in tracks], np.int64)
+        _, first_face, inverse = np.unique(roots, return_index=True, return_inverse=True)
+        rank = np.empty(len(first_face), np.int64)
+        rank[np.argsort(first_face, kind="stable")] = np.arange(len(first_face))
+        return rank[inverse]
+
+    def person_pairs(self) -> tuple[np.ndarray, np.ndarray]:
+        """One face of each of two people, for every two people: cannot-links between the people."""
+        firsts = [int(np.flatnonzero(self.person == p)[0]) for p in np.unique(self.person[self.person >= 0])]
+        a, b = np.triu_indices(len(firsts), 1)
+        return np.asarray(firsts, np.int64)[a], np.asarray(firsts, np.int64)[b]
+
+    def names(self, labels: np.ndarray) -> dict[int, Person]:
+        """Cluster label -> the person whose faces it holds (most of them, if a merge left several)."""
+        out: dict[int, Person] = {}
+        for label in np.unique(labels[(labels >= 0) & (self.person >= 0)]):
+            owners = self.person[(labels == label) & (self.person >= 0)]
+            values, counts = np.unique(owners, return_counts=True)
+            person = int(values[np.argmax(counts)])
+            if person in self.people:
+                out[int(label)] = self.people[person]
+        return out
+
+
+def apply_decisions(out: str | Path, table: FaceTable) -> Applied | None:
+    """The decisions saved in OUT, matched to ``table``'s faces; None when the user has decided nothing."""
+    if not (Path(out) / DECISIONS_NAME).exists():
+        return None
+    with Decisions(out) as d:
+        people, assigned, not_faces = d.people(), d.assigned(), d.not_faces()
+    if not (people or assigned or not_faces):
+        return None
+    keys = table_keys(table)
+    index = {k: i for i, k in enumerate(keys)}
+    found = match_faces(keys, set(assigned) | not_faces | {p.cover for p in people.values() if p.cover})
+    person = np.full(len(keys), -1, np.int64)
+    not_face = np.zeros(len(keys), bool)
+    for face, p in assigned.items():
+        if face in found and p in people:
+            person[index[found[face]]] = p
+    for face in not_faces:
+        if face in found:
+            not_face[index[found[face]]] = True
+    cover = {p.id: index[found[p.cover]] for p in people.values() if p.cover in found}
+    return Applied(person, not_face, people, cover)
