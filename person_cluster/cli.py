@@ -1,4 +1,4 @@
-"""Command line: ``person-cluster run|cluster|evaluate|sweep|export``. Parsing and messages only; the work is in :mod:`person_cluster.api`."""
+"""Command line: ``person-cluster run|cluster|evaluate|sweep|review|export``. Parsing and messages only; the work is in :mod:`person_cluster.api`."""
 
 from __future__ import annotations
 
@@ -51,17 +51,25 @@ def _parser() -> argparse.ArgumentParser:
     sw.add_argument("--grid", required=True, metavar="GRID.yaml", help="grid file (examples in configs/)")
     sw.add_argument("--truth", metavar="folders|FILE.csv", help="overrides the grid file's truth")
 
+    rv = sub.add_parser("review", help="a local page to name, merge, split and correct OUT's people",
+                        description="Serves a review page on 127.0.0.1 until Ctrl-C; decisions are saved in "
+                                    "OUT/review.sqlite at once and applied by `person-cluster cluster OUT`.")
+    rv.add_argument("out", metavar="OUT", help="output folder of an earlier run")
+    rv.add_argument("--port", type=int, default=0, help="port on 127.0.0.1 (default: a free one)")
+    rv.add_argument("--open", action="store_true", help="open the page in the default browser")
+
     ex = sub.add_parser("export", help="write OUT's people as a training set into DEST",
                         description="folders: one folder of face crops per person (ImageFolder); yolo: images/, "
                                     "labels/ and data.yaml (Ultralytics); csv: one row per face.")
     ex.add_argument("out", metavar="OUT", help="output folder of an earlier run")
     ex.add_argument("dest", metavar="DEST", help="a new or empty folder")
     ex.add_argument("--format", required=True, choices=("folders", "yolo", "csv"))
+    ex.add_argument("--named-only", action="store_true", help="only the people named in `review`")
 
     for sp in (run, cl):
         sp.add_argument("-c", "--config", help="YAML config file (defaults: configs/default.yaml values)")
         sp.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help=_SET_HELP)
-    for sp in (run, cl, ev, sw, ex):
+    for sp in (run, cl, ev, sw, rv, ex):
         sp.add_argument("-q", "--quiet", action="store_true", help="no progress bars, warnings only")
         sp.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     return p
@@ -84,6 +92,8 @@ def main(argv: list[str] | None = None) -> int:
             return _sweep(args)
         if args.command == "export":
             return _export(args)
+        if args.command == "review":
+            return _review(args)
         if args.command == "run":
             config = load_config(args.config, args.set)
             manifest = api.run(args.inputs, args.out, config, overwrite=args.overwrite, progress=not args.quiet)
@@ -123,10 +133,30 @@ def _evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _review(args: argparse.Namespace) -> int:
+    from .review.server import make_server
+
+    server, _ = make_server(args.out, args.port)
+    url = f"http://127.0.0.1:{server.server_address[1]}/"
+    print(f"review page: {url}  (Ctrl-C to stop; then `person-cluster cluster {args.out}` applies the decisions)",
+          flush=True)
+    if args.open:
+        import webbrowser
+
+        webbrowser.open(url)
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.server_close()
+    return 0
+
+
 def _export(args: argparse.Namespace) -> int:
     from .export import export
 
-    s = export(args.out, args.dest, args.format)
+    s = export(args.out, args.dest, args.format, args.named_only)
     print(f"exported {s['people']} people, {s['faces']} faces as {s['format']} into {args.dest} ({s['files']} files)")
     return 0
 

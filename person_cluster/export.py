@@ -6,6 +6,8 @@
   detector trained on the set is not taught that they are background.
 - ``csv``: one row per face: source, frame, time, box, person.
 
+``--named-only`` keeps the people the user named (``person-cluster review``); the others count as unassigned.
+
 Everything is read from OUT's manifest and files. DEST must be new or empty; every path written is checked to lie
 inside it, and a failed export removes what it wrote, so DEST is never left half-written.
 """
@@ -29,12 +31,21 @@ class ExportError(PersonClusterError, ValueError):
     """The export cannot be made; the message is one line for the user."""
 
 
-def export(out: str | Path, dest: str | Path, fmt: str) -> dict[str, Any]:
-    """Export OUT's people into DEST in ``fmt``; returns a summary (format, people, faces, files)."""
+def export(out: str | Path, dest: str | Path, fmt: str, named_only: bool = False) -> dict[str, Any]:
+    """Export OUT's people into DEST in ``fmt``; returns a summary (format, people, faces, files). ``named_only``:
+    only the people the user named (in YOLO, the others' faces keep the 'unassigned' class)."""
     if fmt not in FORMATS:
         raise ExportError(f"--format must be one of {', '.join(FORMATS)}")
     out, dest = Path(out), Path(dest)
     manifest = _manifest(out)
+    if named_only:
+        named = [c for c in manifest["clusters"] if c.get("name")]
+        if not named:
+            raise ExportError("--named-only: no person has a name yet; name them with `person-cluster review`")
+        ids = {int(c["id"]) for c in named}
+        manifest = {**manifest, "clusters": named,
+                    "faces": [{**f, "cluster": f["cluster"] if f["cluster"] in ids or f["cluster"] == NOT_A_FACE
+                               else -1} for f in manifest["faces"]]}
     if dest.exists() and (not dest.is_dir() or any(dest.iterdir())):
         raise ExportError(f"{dest}: exists and is not an empty folder; export into a new or empty one")
     created = not dest.exists()
@@ -113,7 +124,7 @@ def _in_out(out: Path, relative: str) -> Path:
 
 
 def _folders(out: Path, manifest: dict[str, Any], writer: _Writer) -> dict[str, int]:
-    names = _person_names(manifest)
+    names = _person_names(manifest)  # folder names: safe on any file system
     faces = [f for f in manifest["faces"] if f["cluster"] in names]
     for f in faces:
         writer.copy(_in_out(out, f["crop"]), f"{names[f['cluster']]}/{Path(f['crop']).name}")

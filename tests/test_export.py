@@ -92,6 +92,9 @@ def test_dest_must_be_new_or_empty_and_bad_requests_are_one_line(run_out, tmp_pa
     assert r.returncode == 2 and "no manifest" in r.stderr and not (tmp_path / "d").exists()
     with pytest.raises(ExportError, match="--format"):
         export(run_out, tmp_path / "d", "coco")
+    with pytest.raises(ExportError, match="no person has a name yet"):
+        export(run_out, tmp_path / "d", "folders", named_only=True)
+    assert not (tmp_path / "d").exists()
 
 
 @pytest.mark.parametrize("hostile", ["../../../../etc/hostname", "/etc/hostname", "people/link.jpg"])

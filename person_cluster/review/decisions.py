@@ -154,6 +154,53 @@ class Decisions:
                 raise DecisionError("the cover face must be one of the person's faces")
             self.db.execute("UPDATE people SET cover = ? WHERE id = ?", (face, person))
 
+    # Actions on groups of faces, as the review page shows them (a cluster's faces, or a person's): the person is
+    # the one most of the faces are given to, or a new one that takes them; each is one action for undo.
+    def merge_faces(self, keep: list[str], other: list[str]) -> int:
+        """The people (or clusters) shown by ``keep`` and ``other`` are one: ``keep``'s."""
+        with self._action("merge"):
+            person = self._person_of(keep)
+            for owner in {self._owner(f) for f in other} - {None, person}:
+                named = self._require(owner).name
+                self.db.execute("UPDATE assigned SET person = ? WHERE person = ?", (person, owner))
+                if named and not self._require(person).name:
+                    self.db.execute("UPDATE people SET name = ? WHERE id = ?", (named, person))
+                self.db.execute("DELETE FROM people WHERE id = ?", (owner,))
+            self._assign([f for f in other if self._owner(f) is None], person)
+        return person
+
+    def move_faces(self, faces: list[str], target: list[str] | None) -> int:
+        """``faces`` belong to the person ``target`` shows, or to a new person when None (a split)."""
+        if not faces:
+            raise DecisionError("no faces selected")
+        with self._action("move"):
+            person = self._new_person() if target is None else self._person_of(target)
+            self.db.execute(f"DELETE FROM not_faces WHERE face IN ({','.join('?' * len(faces))})", faces)
+            self._assign(faces, person, replace=True)
+        return person
+
+    def hide_faces(self, faces: list[str], hidden: bool = True) -> int:
+        with self._action("hide"):
+            person = self._person_of(faces)
+            self.db.execute("UPDATE people SET hidden = ? WHERE id = ?", (int(hidden), person))
+        return person
+
+    def cover_of(self, faces: list[str], face: str) -> int:
+        if face not in faces:
+            raise DecisionError("the cover face must be one of the person's faces")
+        with self._action("cover"):
+            person = self._person_of(faces)
+            self.db.execute("UPDATE people SET cover = ? WHERE id = ?", (face, person))
+        return person
+
+    def _person_of(self, faces: list[str]) -> int:
+        if not faces:
+            raise DecisionError("no faces given")
+        owners = [p for p in (self._owner(f) for f in faces) if p is not None]
+        person = max(set(owners), key=owners.count) if owners else self._new_person()
+        self._assign([f for f in faces if self._owner(f) is None], person)
+        return person
+
     def undo(self) -> str | None:
         """Take back the last action; returns its name (None: nothing to undo)."""
         with self._transaction():
@@ -254,8 +301,11 @@ class Applied:
     cover: dict[int, int]  # person -> index of their cover face in the table
 
     def groups(self, tracks: np.ndarray) -> np.ndarray:
-        """``tracks`` joined wherever a person's faces lie in several: one group per person (must-links)."""
-        parent = np.arange(int(tracks.max()) + 1 if len(tracks) else 0)
+        """Faces grouped for clustering: a person's faces are one group (must-links), and a track stays whole
+        unless the user gave its faces to different people (a split): then each decided face goes with its person
+        and the track's undecided faces stay together. The user's word wins over the tracker's."""
+        n = len(tracks)
+        parent = np.arange(n)
 
         def find(x: int) -> int:
             while parent[x] != x:
@@ -263,11 +313,19 @@ class Applied:
                 x = int(parent[x])
             return x
 
+        def join(members: np.ndarray) -> None:
+            if len(members):
+                root = find(int(members[0]))
+                for m in members[1:]:
+                    parent[find(int(m))] = root
+
+        order = np.argsort(tracks, kind="stable")
+        for members in np.split(order, np.flatnonzero(np.diff(tracks[order])) + 1) if n else []:
+            owners = set(self.person[members][self.person[members] >= 0].tolist())
+            join(members if len(owners) <= 1 else members[self.person[members] < 0])
         for p in np.unique(self.person[self.person >= 0]):
-            first, *rest = (find(int(t)) for t in np.unique(tracks[self.person == p]))
-            for t in rest:
-                parent[t] = first
-        roots = np.array([find(int(t)) for t in tracks], np.int64)
+            join(np.flatnonzero(self.person == p))
+        roots = np.array([find(i) for i in range(n)], np.int64)
         _, first_face, inverse = np.unique(roots, return_index=True, return_inverse=True)
         rank = np.empty(len(first_face), np.int64)
         rank[np.argsort(first_face, kind="stable")] = np.arange(len(first_face))

@@ -1,0 +1,111 @@
+"""What the review page shows: the run's people as the user's decisions have reshaped them since the last
+clustering. A face the user gave to a person is shown with that person (group ``p<id>``); other faces with their
+cluster (``c<id>``) or as unassigned (``u``); faces marked as not a face are left out. ``person-cluster cluster``
+later re-clusters with the same decisions, so what the page shows and what the outputs hold agree.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .decisions import DecisionError, Decisions, Person, face_key
+
+
+@dataclass
+class Group:
+    key: str
+    name: str
+    label: str  # what the page calls it: the name, or the cluster's folder
+    faces: list[int] = field(default_factory=list)  # indices into the manifest's faces
+    hidden: bool = False
+    cover: int | None = None
+
+
+class ReviewView:
+    """Built from OUT's manifest (read once) and its decisions (read at every :meth:`groups`)."""
+
+    def __init__(self, out: str | Path) -> None:
+        self.out = Path(out)
+        path = self.out / "manifest.json"
+        try:
+            manifest = json.loads(path.read_text(encoding="utf-8"))
+            self.faces: list[dict[str, Any]] = manifest["faces"]
+            clusters = manifest["clusters"]
+        except FileNotFoundError:
+            raise DecisionError(f"{path}: no manifest; run `person-cluster run ... -o {out}` first") from None
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            raise DecisionError(f"{path}: unreadable manifest ({exc})") from None
+        self.keys = [face_key(f["source"], f["frame"], f["bbox"]) for f in self.faces]
+        self.index = {k: i for i, k in enumerate(self.keys)}
+        self.folder = {int(c["id"]): Path(c["folder"]).name for c in clusters}
+        self.cast_cover = {int(c["cluster"]): int(c["cover_face"]) for c in manifest.get("cast", [])}
+        self.interval = float(manifest.get("config", {}).get("sampling", {}).get("capture_interval_sec", 1.0))
+        self.descriptors = self._descriptors()
+
+    def _descriptors(self) -> np.ndarray | None:
+        """Face descriptors in manifest order, from the cache (for merge suggestions); None without a cache."""
+        from ..cache import CACHE_NAME, CacheError, FeatureCache
+
+        try:
+            with FeatureCache.open_existing(self.out / CACHE_NAME) as cache:
+                table = cache.load_table()
+        except CacheError:
+            return None
+        if len(table) != len(self.faces):
+            return None
+        face = table.face / np.maximum(np.linalg.norm(table.face, axis=1, keepdims=True), 1e-9)
+        return face.astype(np.float32)
+
+    def groups(self, decisions: Decisions) -> dict[str, Group]:
+        """The page's people, largest screen time first (sampled frames x sampling interval; photos count one
+        interval each), hidden ones last."""
+        people: dict[int, Person] = decisions.people()
+        assigned, not_faces = decisions.assigned(), decisions.not_faces()
+        groups: dict[str, Group] = {}
+        for i, (key, face) in enumerate(zip(self.keys, self.faces)):
+            if key in not_faces:
+                continue
+            person = people.get(assigned.get(key, -1))
+            if person is not None:
+                g = groups.setdefault(f"p{person.id}", Group(f"p{person.id}", person.name,
+                                                             person.name or f"person #{person.id}",
+                                                             hidden=person.hidden))
+                if person.cover == key:
+                    g.cover = i
+            elif face["cluster"] >= 0:
+                c = int(face["cluster"])
+                g = groups.setdefault(f"c{c}", Group(f"c{c}", "", self.folder.get(c, f"cluster {c}")))
+            else:
+                g = groups.setdefault("u", Group("u", "", "unassigned"))
+            g.faces.append(i)
+        for g in groups.values():
+            if g.cover is None:
+                covers = {self.cast_cover.get(int(self.faces[i]["cluster"])) for i in g.faces} & set(g.faces)
+                g.cover = min(covers) if covers else g.faces[0]
+        order = sorted(groups.values(), key=lambda g: (g.hidden, g.key == "u", -self.screen_time(g), g.key))
+        return {g.key: g for g in order}
+
+    def screen_time(self, g: Group) -> float:
+        return len({(self.faces[i]["source"], self.faces[i]["frame"]) for i in g.faces}) * self.interval
+
+    def candidates(self, groups: dict[str, Group], key: str) -> list[str]:
+        """Other groups by similarity to ``key`` (closest mean descriptor first): merge suggestions."""
+        others = [k for k in groups if k not in (key, "u")]
+        if self.descriptors is None or key not in groups:
+            return others
+        mean = {k: self.descriptors[groups[k].faces].mean(axis=0) for k in [key, *others]}
+        return sorted(others, key=lambda k: float(np.linalg.norm(mean[k] - mean[key])))
+
+    def summary(self, g: Group) -> dict[str, Any]:
+        return {"key": g.key, "name": g.name, "label": g.label, "faces": len(g.faces), "hidden": g.hidden,
+                "screen_time_s": round(self.screen_time(g), 1), "cover": self.faces[g.cover]["crop"]}
+
+    def face(self, i: int) -> dict[str, Any]:
+        f = self.faces[i]
+        return {"key": self.keys[i], "crop": f["crop"], "source": Path(f["source"]).name, "frame": f["frame"],
+                "time_s": f["time_s"]}
