@@ -97,11 +97,12 @@ def prepare_clustering(table: FaceTable, config: Config, applied: Applied | None
 
 
 def cluster_table(table: FaceTable, config: Config, prepared: ClusteringInput | None = None,
-                  not_face: np.ndarray | None = None) -> np.ndarray:
+                  applied: Applied | None = None) -> np.ndarray:
     """Cluster labels (-1 = unassigned) for every face of ``table``: tracks are clustered, their faces take
     their label, cannot-linked faces end in different clusters. ``prepared`` may be reused between calls with
-    the same :meth:`ClusteringInput.key` (as a sweep does). Faces in ``not_face`` (the user's) get
-    :data:`~person_cluster.review.NOT_A_FACE` and count in no cluster."""
+    the same :meth:`ClusteringInput.key` (as a sweep does). ``applied``: the user's decisions; faces marked as
+    not a face get :data:`~person_cluster.review.NOT_A_FACE`, and a person's cluster is never set aside as
+    small."""
     from .clustering import cluster_distances
     from .postprocess import postprocess
     from .review import NOT_A_FACE
@@ -113,12 +114,13 @@ def cluster_table(table: FaceTable, config: Config, prepared: ClusteringInput | 
     if len(between):
         labels = between.split(labels, prepared.distances.among)
     labels = labels[prepared.tracks.ids]
-    if not_face is not None:
-        labels = np.where(not_face, -1, labels)
+    if applied is not None:
+        labels = np.where(applied.not_face, -1, labels)
     labels = postprocess(labels, table.face, table.cloth, table.has_cloth, config.postprocess,
-                         prepared.cannot if len(prepared.cannot) else None)
-    if not_face is not None:
-        labels[not_face] = NOT_A_FACE
+                         prepared.cannot if len(prepared.cannot) else None,
+                         None if applied is None else applied.person >= 0)
+    if applied is not None:
+        labels[applied.not_face] = NOT_A_FACE
     return labels
 
 
@@ -192,7 +194,7 @@ def cluster_out(out: str | Path, config: Config | None = None) -> dict[str, Any]
             table = cache.load_table()
             applied = apply_decisions(out, table)
             prepared = prepare_clustering(table, config, applied)
-            labels = cluster_table(table, config, prepared, None if applied is None else applied.not_face)
+            labels = cluster_table(table, config, prepared, applied)
             return write_outputs(out, cache, table, labels, config, prepared.tracks.ids, applied)
     except CacheError as exc:
         raise RunError(str(exc)) from None

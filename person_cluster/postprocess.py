@@ -120,11 +120,14 @@ def _close_pairs(x: np.ndarray, threshold: float, block: int = 2048) -> tuple[np
     return np.concatenate(rows), np.concatenate(cols), np.concatenate(dists)
 
 
-def drop_small_clusters(labels: np.ndarray, min_csize: int) -> np.ndarray:
-    """Clusters with fewer than ``min_csize`` faces become unassigned; the faces themselves are kept."""
+def drop_small_clusters(labels: np.ndarray, min_csize: int, keep: np.ndarray | None = None) -> np.ndarray:
+    """Clusters with fewer than ``min_csize`` faces become unassigned; the faces themselves are kept. A cluster
+    holding a face in ``keep`` (one the user gave to a person) is never set aside."""
     labels = labels.copy()
     ids, counts = np.unique(labels[labels >= 0], return_counts=True)
     small = ids[counts < min_csize]
+    if keep is not None:
+        small = np.setdiff1d(small, labels[keep & (labels >= 0)])
     labels[np.isin(labels, small)] = UNASSIGNED
     return labels
 
@@ -144,10 +147,11 @@ def compact(labels: np.ndarray) -> np.ndarray:
 
 
 def postprocess(labels: np.ndarray, face: np.ndarray, cloth: np.ndarray, has_cloth: np.ndarray,
-                config: PostprocessConfig, cannot: CannotLinks | None = None) -> np.ndarray:
+                config: PostprocessConfig, cannot: CannotLinks | None = None,
+                keep: np.ndarray | None = None) -> np.ndarray:
     if config.max_merge_passes and (config.merge_face_threshold is not None or config.merge_cloth_threshold is not None):
         labels = merge_close_clusters(
             labels, face, cloth, has_cloth, config.merge_face_threshold, config.merge_cloth_threshold,
             config.max_merge_passes, cannot,
         )
-    return compact(drop_small_clusters(labels, config.min_csize))
+    return compact(drop_small_clusters(labels, config.min_csize, keep))

@@ -22,21 +22,24 @@ from person_cluster.review.server import ReviewApp, make_server
 CHROMIUM, CHROMEDRIVER = "/usr/bin/chromium", "/usr/bin/chromedriver"
 
 
-@pytest.fixture(scope="module")
-def friends_run(tmp_path_factory, request) -> Path:
-    """friends_kitchen at the default 1 frame/s: 4 people over ~10 shots."""
+_RUNS: dict[str, Path] = {}
+
+
+def _run(name: str, tmp_path_factory) -> Path:
+    """A default run (1 frame/s) of a shared clip, made once per test session and copied for each test."""
     from conftest import VIDEOS, need
 
-    video = need(VIDEOS) / "friends_kitchen_clip.mp4"
-    out = tmp_path_factory.mktemp("friends") / "out"
-    api.run([str(video)], out, Config(), progress=False)
-    return out
+    if name not in _RUNS:
+        out = tmp_path_factory.mktemp(name) / "out"
+        api.run([str(need(VIDEOS) / name)], out, Config(), progress=False)
+        _RUNS[name] = out
+    return _RUNS[name]
 
 
-@pytest.fixture
-def out(friends_run, tmp_path) -> Path:
+@pytest.fixture(params=["friends_kitchen_clip.mp4", "qengineering_Norton_A.mp4"])
+def out(request, tmp_path_factory, tmp_path) -> Path:
     copy = tmp_path / "out"
-    shutil.copytree(friends_run, copy)
+    shutil.copytree(_run(request.param, tmp_path_factory), copy)
     return copy
 
 
@@ -164,6 +167,7 @@ def test_review_in_a_browser_then_cluster_and_export_follow_the_decisions(out, t
         open_person(rachel["key"])
         assert driver.find_element(By.ID, "title").text.startswith("Rachel <img src=x onerror=alert(1)>")
         assert not driver.find_elements(By.CSS_SELECTOR, "h1 img")  # shown as text, not HTML
+        assert driver.find_elements(By.CSS_SELECTOR, "#timeline svg rect.on")  # when the person is on screen
         faces = driver.find_elements(By.CSS_SELECTOR, "#faces .face")
         split_key, notface_key = faces[0].get_attribute("data-key"), faces[1].get_attribute("data-key")
         faces[0].click()

@@ -120,7 +120,8 @@ class ReviewApp:
         g = groups[key]
         faces = [self.view.face(i) for i in g.faces[offset:offset + limit]]
         candidates = [{"key": k, "label": groups[k].label} for k in self.view.candidates(groups, key)]
-        return _json(200, {**self.view.summary(g), "offset": offset, "items": faces, "candidates": candidates})
+        return _json(200, {**self.view.summary(g), "offset": offset, "items": faces, "candidates": candidates,
+                           "timeline": self.view.timeline(g) if offset == 0 else []})
 
     # -- changes ----------------------------------------------------------------------------------------------
     def _action(self, headers: Mapping[str, str], body: bytes) -> Response:
@@ -207,6 +208,8 @@ class _Handler(BaseHTTPRequestHandler):
                 return
             body = self.rfile.read(length) if length > 0 else b""
             self._reply(self.app.handle(method, self.path, self.headers, body))
+        except ConnectionError:  # the browser left the page while this image was on its way
+            log.debug("review: %s %s: connection closed by the browser", method, self.path)
         except Exception as exc:  # noqa: BLE001 (one line to the client and the log, never a traceback page)
             log.warning("review: %s %s failed: %s", method, self.path, exc)
             self._reply(_error(500, "internal error; see the terminal"))
@@ -221,12 +224,21 @@ class _Handler(BaseHTTPRequestHandler):
         log.debug("review: " + fmt, *args)
 
 
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """A browser that leaves a page drops the connections of the images still loading: one debug line, not
+        the traceback ``socketserver`` prints by default."""
+        log.debug("review: connection from %s ended early", client_address)
+
+
 def make_server(out: str | Path, port: int = 0) -> tuple[ThreadingHTTPServer, ReviewApp]:
     """A server on 127.0.0.1 (``port`` 0: a free one), not yet serving."""
     app = ReviewApp(out)
     handler = type("Handler", (_Handler,), {"app": app})
     try:
-        server = ThreadingHTTPServer(("127.0.0.1", port), handler)
+        server = _Server(("127.0.0.1", port), handler)
     except OSError as exc:
         raise DecisionError(f"cannot listen on 127.0.0.1:{port} ({exc.strerror})") from None
     app.port = server.server_address[1]

@@ -45,6 +45,10 @@ class ReviewView:
         self.folder = {int(c["id"]): Path(c["folder"]).name for c in clusters}
         self.cast_cover = {int(c["cluster"]): int(c["cover_face"]) for c in manifest.get("cast", [])}
         self.interval = float(manifest.get("config", {}).get("sampling", {}).get("capture_interval_sec", 1.0))
+        self.durations: dict[str, float] = {}
+        for shot in manifest.get("shots", []):
+            end = float(shot["last_time_s"])
+            self.durations[shot["source"]] = max(self.durations.get(shot["source"], 0.0), end)
         self.descriptors = self._descriptors()
 
     def _descriptors(self) -> np.ndarray | None:
@@ -104,6 +108,23 @@ class ReviewView:
     def summary(self, g: Group) -> dict[str, Any]:
         return {"key": g.key, "name": g.name, "label": g.label, "faces": len(g.faces), "hidden": g.hidden,
                 "screen_time_s": round(self.screen_time(g), 1), "cover": self.faces[g.cover]["crop"]}
+
+    def timeline(self, g: Group) -> list[dict[str, Any]]:
+        """Per video the person is in: its length (as far as the run saw it) and the spans they are on screen
+        (each sampled face stands for one sampling interval; spans that touch are joined)."""
+        out = []
+        for source in dict.fromkeys(self.faces[i]["source"] for i in g.faces if self.faces[i]["time_s"] is not None):
+            times = sorted({self.faces[i]["time_s"] for i in g.faces if self.faces[i]["source"] == source
+                            and self.faces[i]["time_s"] is not None})
+            spans: list[list[float]] = []
+            for t in times:
+                if spans and t <= spans[-1][1] + self.interval / 2:  # frame times are rounded to the ms
+                    spans[-1][1] = t + self.interval
+                else:
+                    spans.append([t, t + self.interval])
+            out.append({"source": Path(source).name, "duration_s": self.durations.get(source, spans[-1][1]),
+                        "spans": spans})
+        return out
 
     def face(self, i: int) -> dict[str, Any]:
         f = self.faces[i]

@@ -15,6 +15,28 @@ function el(tag, attrs = {}, ...children) {
   return node;
 }
 
+// One row per video: its length, and a bar wherever the person is on screen.
+function timeline(rows) {
+  const ns = "http://www.w3.org/2000/svg";
+  const box = el("div", {class: "timeline", id: "timeline"});
+  for (const row of rows) {
+    const svg = document.createElementNS(ns, "svg");
+    svg.setAttribute("viewBox", "0 0 1000 14"); svg.setAttribute("preserveAspectRatio", "none");
+    const back = document.createElementNS(ns, "rect");
+    Object.entries({x: 0, y: 0, width: 1000, height: 14, class: "track"}).forEach(([k, v]) => back.setAttribute(k, v));
+    svg.append(back);
+    const scale = 1000 / Math.max(row.duration_s, 1e-3);
+    for (const [a, b] of row.spans) {
+      const bar = document.createElementNS(ns, "rect");
+      Object.entries({x: a * scale, y: 0, width: Math.max(1, (b - a) * scale), height: 14, class: "on"})
+        .forEach(([k, v]) => bar.setAttribute(k, v));
+      svg.append(bar);
+    }
+    box.append(el("div", {class: "row"}, el("span", {class: "video", text: `${row.source} (${Math.round(row.duration_s)} s)`}), svg));
+  }
+  return box;
+}
+
 function fileUrl(path) { return "/files/" + path.split("/").map(encodeURIComponent).join("/"); }
 
 function say(text, error = false) { statusLine.textContent = text; statusLine.className = error ? "error" : ""; }
@@ -65,8 +87,12 @@ async function showPerson(key) {
   addFaces(first.items);
   let loaded = first.items.length;
   const more = el("button", {type: "button", id: "more", text: "more faces", onclick: async () => {
-    const page = await getJSON(`/api/people/${encodeURIComponent(key)}?offset=${loaded}&limit=200`);
-    addFaces(page.items); loaded += page.items.length; if (loaded >= first.faces) more.remove();
+    more.disabled = true;  // one page at a time: a double click must not load a page twice
+    try {
+      const page = await getJSON(`/api/people/${encodeURIComponent(key)}?offset=${loaded}&limit=200`);
+      addFaces(page.items); loaded += page.items.length;
+    } finally { more.disabled = false; }
+    if (loaded >= first.faces) more.remove();
   }});
   const nameInput = el("input", {id: "name", value: first.name, placeholder: "name", maxlength: "200"});
   const others = el("select", {id: "target"}, el("option", {value: "", text: "— person —"}),
@@ -90,7 +116,8 @@ async function showPerson(key) {
     el("button", {type: "button", id: "notface", text: "Not a face", onclick: async () => { await act({action: "not_a_face", faces: need()}); route(); }}),
     el("button", {type: "button", id: "cover", text: "Use as cover", onclick: async () => reload(await act({action: "cover", person: key, faces: need().slice(0, 1)}))}),
     el("button", {type: "button", id: "hide", text: first.hidden ? "Show" : "Hide", onclick: async () => reload(await act({action: "hide", person: key, hidden: !first.hidden}))}));
-  const parts = [el("h1", {id: "title", text: `${first.label} — ${first.faces} faces · ${first.screen_time_s} s`}), toolbar, faces];
+  const parts = [el("h1", {id: "title", text: `${first.label} — ${first.faces} faces · ${first.screen_time_s} s`}), toolbar,
+                 timeline(first.timeline), faces];
   if (loaded < first.faces) parts.push(more);
   main.replaceChildren(...parts);
 }
