@@ -131,18 +131,21 @@ def test_review_in_a_browser_then_cluster_and_export_follow_the_decisions(out, t
         return {p["label"]: p for p in json.loads(app.handle("GET", "/api/people", {}).body)["people"]}
 
     def open_person(key: str) -> None:
+        """A fresh page load: nothing the previous page still had in flight can redraw this one."""
+        driver.get("about:blank")
         driver.get(f"{url}#/p/{key}")
         wait.until(lambda d: d.find_elements(By.CSS_SELECTOR, "#faces .face"))
 
-    def click(button: str) -> str:
-        before = driver.find_element(By.ID, "title").text
+    def click(button: str) -> None:
+        """Click, and wait until the server has answered (the status line is cleared first, so the wait cannot
+        be met by the previous action's "saved")."""
+        driver.execute_script("document.getElementById('status').textContent = '';")
         driver.find_element(By.ID, button).click()
-        wait.until(lambda d: d.find_element(By.ID, "status").text in ("saved",) or "error" in
+        wait.until(lambda d: d.find_element(By.ID, "status").text == "saved" or "error" in
                    d.find_element(By.ID, "status").get_attribute("class"))
         assert "error" not in driver.find_element(By.ID, "status").get_attribute("class"), \
             driver.find_element(By.ID, "status").text
         time.sleep(0.3)  # the page reloads its data
-        return before
 
     try:
         driver.get(url)
