@@ -82,7 +82,7 @@ def prepare_clustering(table: FaceTable, config: Config, applied: Applied | None
     tracks = Tracks.singletons(len(table)) if baseline else link_tracks(table, config.tracking)
     cannot = CannotLinks.same_frame(table) if cc.cannot_link and not baseline else CannotLinks.none(len(table))
     if applied is not None and not baseline:
-        tracks = Tracks(applied.groups(tracks.ids))
+        tracks = applied.groups(tracks)
         i, j = applied.person_pairs()
         cannot = CannotLinks(np.concatenate([cannot.i, i]), np.concatenate([cannot.j, j]), len(table))
     face, _ = tracks.mean(table.face)

@@ -36,6 +36,15 @@ class Tracks:
     def singletons(cls, n: int) -> Tracks:
         return cls(np.arange(n, dtype=np.int64))
 
+    @classmethod
+    def by_first_face(cls, groups: np.ndarray) -> Tracks:
+        """Any grouping of the faces, renumbered 0.. in order of each group's first face (face order is the
+        cache's: input, frame, box)."""
+        _, first, inverse = np.unique(groups, return_index=True, return_inverse=True)
+        rank = np.empty(len(first), np.int64)
+        rank[np.argsort(first, kind="stable")] = np.arange(len(first))
+        return cls(rank[inverse])
+
     def mean(self, x: np.ndarray, mask: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
         """Each track's mean of the L2-normalised rows of ``x`` (those in ``mask``), normalised again, and whether
         the track had any such row."""
@@ -108,12 +117,4 @@ def link_tracks(table: FaceTable, config: TrackingConfig) -> Tracks:
                 if i not in taken:
                     track[i], next_id = next_id, next_id + 1
                     open_tracks.append((int(track[i]), i))
-    return Tracks(_renumber(track))
-
-
-def _renumber(track: np.ndarray) -> np.ndarray:
-    """Track ids 0.. in order of each track's first face (face order is the cache's: input, frame, box)."""
-    _, first, inverse = np.unique(track, return_index=True, return_inverse=True)
-    rank = np.empty(len(first), np.int64)
-    rank[np.argsort(first, kind="stable")] = np.arange(len(first))
-    return rank[inverse]
+    return Tracks.by_first_face(track)

@@ -37,6 +37,7 @@ from ..fusion import fuse
 from ..layout import REBUILT
 from ..records import FaceTable, FrameInfo
 from ..review import NOT_A_FACE, Applied
+from ..tracking import Tracks
 from .montage import make_montage, pick_evenly
 from .naming import frame_stem, people_folders
 from .yolo import yolo_line
@@ -148,8 +149,7 @@ def _crop_path(face_id: int, folder: str) -> str:
 def _tracks(table: FaceTable, labels: np.ndarray, tracks: np.ndarray) -> list[dict[str, Any]]:
     """One entry per track: where it is, how long, how many faces, and its cluster (all its faces share it)."""
     out: list[dict[str, Any]] = []
-    order = np.argsort(tracks, kind="stable")
-    for members in np.split(order, np.flatnonzero(np.diff(tracks[order])) + 1) if len(order) else []:
+    for members in Tracks(tracks).members():
         first, last = int(members[0]), int(members[-1])
         out.append({
             "id": int(tracks[first]), "source": table.sources[first], "shot": int(table.shots[first]),

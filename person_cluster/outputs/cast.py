@@ -25,6 +25,7 @@ from ..config import SamplingConfig
 from ..fusion import l2_normalize
 from ..records import FaceTable
 from ..sampling.shots import Shot
+from ..tracking import Tracks
 from .naming import cluster_folder
 
 # Candidates for the representative face: this share of a person's faces, by typicality (at least 1, at most 40).
@@ -55,8 +56,7 @@ def screen_spans(table: FaceTable, labels: np.ndarray, tracks: np.ndarray, shots
     """Per cluster and video source: the united (start, end) seconds the person is on screen."""
     by_shot = {(s.source, s.index): s for s in shots}
     raw: dict[int, dict[str, list[tuple[float, float]]]] = {}
-    order = np.argsort(tracks, kind="stable")
-    for members in np.split(order, np.flatnonzero(np.diff(tracks[order])) + 1) if len(order) else []:
+    for members in Tracks(np.asarray(tracks)).members():
         first, last = int(members[0]), int(members[-1])
         label = int(labels[first])
         if label < 0 or table.frames[first] is None or table.times[first] is None:

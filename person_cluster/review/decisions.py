@@ -17,11 +17,15 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from ..errors import PersonClusterError
 from ..records import FaceTable
+
+if TYPE_CHECKING:  # tracking imports scipy, which `api` must not pay for at start-up
+    from ..tracking import Tracks
 
 DECISIONS_NAME = "review.sqlite"
 MAX_NAME = 200
@@ -300,11 +304,11 @@ class Applied:
     people: dict[int, Person]
     cover: dict[int, int]  # person -> index of their cover face in the table
 
-    def groups(self, tracks: np.ndarray) -> np.ndarray:
+    def groups(self, tracks: Tracks) -> Tracks:
         """Faces grouped for clustering: a person's faces are one group (must-links), and a track stays whole
         unless the user gave its faces to different people (a split): then each decided face goes with its person
         and the track's undecided faces stay together. The user's word wins over the tracker's."""
-        n = len(tracks)
+        n = len(tracks.ids)
         parent = np.arange(n)
 
         def find(x: int) -> int:
@@ -319,17 +323,14 @@ class Applied:
                 for m in members[1:]:
                     parent[find(int(m))] = root
 
-        order = np.argsort(tracks, kind="stable")
-        for members in np.split(order, np.flatnonzero(np.diff(tracks[order])) + 1) if n else []:
+        for members in tracks.members():
             owners = set(self.person[members][self.person[members] >= 0].tolist())
             join(members if len(owners) <= 1 else members[self.person[members] < 0])
         for p in np.unique(self.person[self.person >= 0]):
             join(np.flatnonzero(self.person == p))
-        roots = np.array([find(i) for i in range(n)], np.int64)
-        _, first_face, inverse = np.unique(roots, return_index=True, return_inverse=True)
-        rank = np.empty(len(first_face), np.int64)
-        rank[np.argsort(first_face, kind="stable")] = np.arange(len(first_face))
-        return rank[inverse]
+        from ..tracking import Tracks  # here, not at import: see the TYPE_CHECKING import above
+
+        return Tracks.by_first_face(np.array([find(i) for i in range(n)], np.int64))
 
     def person_pairs(self) -> tuple[np.ndarray, np.ndarray]:
         """One face of each of two people, for every two people: cannot-links between the people."""
