@@ -31,6 +31,24 @@ def videos() -> Path:
     return need(VIDEOS)
 
 
+@pytest.fixture(scope="session")
+def lfw12_run(tmp_path_factory) -> Path:
+    """A default run (one worker) over 12 LFW photos of 3 people; their background faces make some unassigned.
+    Shared by the tests: read it, or copy it before changing anything."""
+    from person_cluster import api
+    from person_cluster.config import Config
+
+    lfw = need(LFW)
+    photos = tmp_path_factory.mktemp("photos")
+    for person in ("Colin_Powell", "Gerhard_Schroeder", "Tony_Blair"):
+        (photos / person).mkdir()
+        for f in sorted((lfw / person).glob("*.jpg"))[:4]:
+            (photos / person / f.name).write_bytes(f.read_bytes())
+    out = tmp_path_factory.mktemp("run") / "out"
+    api.run([str(photos)], out, Config().with_overrides({"runtime.workers": 1}), progress=False)
+    return out
+
+
 def write_video(path: Path, frames: list[np.ndarray], fps: float = 10.0) -> Path:
     h, w = frames[0].shape[:2]
     writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), fps, (w, h))

@@ -97,22 +97,6 @@ def test_a_damaged_decisions_file_is_one_line(tmp_path):
         Decisions(tmp_path)
 
 
-@pytest.fixture(scope="module")
-def run_out(tmp_path_factory) -> Path:
-    """12 LFW photos of 3 people, clustered."""
-    from conftest import LFW, need
-
-    lfw = need(LFW)
-    photos = tmp_path_factory.mktemp("photos")
-    for person in ("Colin_Powell", "Gerhard_Schroeder", "Tony_Blair"):
-        (photos / person).mkdir()
-        for f in sorted((lfw / person).glob("*.jpg"))[:4]:
-            (photos / person / f.name).write_bytes(f.read_bytes())
-    out = tmp_path_factory.mktemp("run") / "out"
-    api.run([str(photos)], out, Config().with_overrides({"runtime.workers": 1}), progress=False)
-    return out
-
-
 def _keys(m: dict, cluster: int) -> list[str]:
     return [face_key(f["source"], f["frame"], f["bbox"]) for f in m["faces"] if f["cluster"] == cluster]
 
@@ -121,9 +105,9 @@ def _who(m: dict) -> dict[str, int]:
     return {face_key(f["source"], f["frame"], f["bbox"]): f["cluster"] for f in m["faces"]}
 
 
-def test_decisions_survive_reclustering_and_name_the_outputs(run_out, tmp_path):
+def test_decisions_survive_reclustering_and_name_the_outputs(lfw12_run, tmp_path):
     out = tmp_path / "out"
-    shutil.copytree(run_out, out)
+    shutil.copytree(lfw12_run, out)
     m = json.loads((out / "manifest.json").read_text())
     big = [c["id"] for c in m["clusters"] if c["size"] >= 2][:3]  # largest first
     assert len(big) == 3, m["clusters"]

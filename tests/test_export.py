@@ -13,8 +13,6 @@ from pathlib import Path
 import pytest
 import yaml
 
-from person_cluster import api
-from person_cluster.config import Config
 from person_cluster.export import ExportError, export
 
 
@@ -23,39 +21,23 @@ def cli(*args: str) -> subprocess.CompletedProcess:
                           timeout=300)
 
 
-@pytest.fixture(scope="module")
-def run_out(tmp_path_factory, request) -> Path:
-    """A run over 12 LFW photos of 3 people (their background faces make some unassigned)."""
-    from conftest import LFW, need
-
-    lfw = need(LFW)
-    photos = tmp_path_factory.mktemp("photos")
-    for person in ("Colin_Powell", "Gerhard_Schroeder", "Tony_Blair"):
-        (photos / person).mkdir()
-        for f in sorted((lfw / person).glob("*.jpg"))[:4]:
-            (photos / person / f.name).write_bytes(f.read_bytes())
-    out = tmp_path_factory.mktemp("run") / "out"
-    api.run([str(photos)], out, Config().with_overrides({"runtime.workers": 1}), progress=False)
-    return out
-
-
 def _manifest(out: Path) -> dict:
     return json.loads((out / "manifest.json").read_text())
 
 
-def test_folders_hold_each_persons_crops(run_out, tmp_path):
-    m = _manifest(run_out)
-    r = cli("export", str(run_out), str(tmp_path / "set"), "--format", "folders")
+def test_folders_hold_each_persons_crops(lfw12_run, tmp_path):
+    m = _manifest(lfw12_run)
+    r = cli("export", str(lfw12_run), str(tmp_path / "set"), "--format", "folders")
     assert r.returncode == 0, r.stderr
     got = {p.name: len(list(p.glob("*.jpg"))) for p in (tmp_path / "set").iterdir()}
     assert got == {Path(c["folder"]).name: c["size"] for c in m["clusters"]} and len(got) >= 3
     assert "unassigned" not in got
 
 
-def test_yolo_has_images_labels_and_the_names_ultralytics_reads(run_out, tmp_path):
-    m = _manifest(run_out)
+def test_yolo_has_images_labels_and_the_names_ultralytics_reads(lfw12_run, tmp_path):
+    m = _manifest(lfw12_run)
     dest = tmp_path / "yolo"
-    summary = export(run_out, dest, "yolo")
+    summary = export(lfw12_run, dest, "yolo")
     data = yaml.safe_load((dest / "data.yaml").read_text())
     names = [Path(c["folder"]).name for c in sorted(m["clusters"], key=lambda c: c["id"])]
     if any(f["cluster"] < 0 for f in m["faces"]):
@@ -72,9 +54,9 @@ def test_yolo_has_images_labels_and_the_names_ultralytics_reads(run_out, tmp_pat
     assert {p.stem for p in (dest / "images").iterdir()} == {p.stem for p in (dest / "labels").iterdir()}
 
 
-def test_csv_has_one_row_per_face(run_out, tmp_path):
-    m = _manifest(run_out)
-    export(run_out, tmp_path / "c", "csv")
+def test_csv_has_one_row_per_face(lfw12_run, tmp_path):
+    m = _manifest(lfw12_run)
+    export(lfw12_run, tmp_path / "c", "csv")
     rows = list(csv.DictReader((tmp_path / "c" / "faces.csv").open()))
     assert len(rows) == len(m["faces"])
     assert Counter(r["person"] for r in rows) == Counter(
@@ -82,29 +64,29 @@ def test_csv_has_one_row_per_face(run_out, tmp_path):
         for f in m["faces"])
 
 
-def test_dest_must_be_new_or_empty_and_bad_requests_are_one_line(run_out, tmp_path):
+def test_dest_must_be_new_or_empty_and_bad_requests_are_one_line(lfw12_run, tmp_path):
     (tmp_path / "full").mkdir()
     (tmp_path / "full" / "keep.txt").write_text("mine")
-    r = cli("export", str(run_out), str(tmp_path / "full"), "--format", "csv")
+    r = cli("export", str(lfw12_run), str(tmp_path / "full"), "--format", "csv")
     assert r.returncode == 2 and "not an empty folder" in r.stderr and "Traceback" not in r.stderr
     assert [p.name for p in (tmp_path / "full").iterdir()] == ["keep.txt"]
     r = cli("export", str(tmp_path / "nothing"), str(tmp_path / "d"), "--format", "csv")
     assert r.returncode == 2 and "no manifest" in r.stderr and not (tmp_path / "d").exists()
     with pytest.raises(ExportError, match="--format"):
-        export(run_out, tmp_path / "d", "coco")
+        export(lfw12_run, tmp_path / "d", "coco")
     with pytest.raises(ExportError, match="no person has a name yet"):
-        export(run_out, tmp_path / "d", "folders", named_only=True)
+        export(lfw12_run, tmp_path / "d", "folders", named_only=True)
     assert not (tmp_path / "d").exists()
 
 
 @pytest.mark.parametrize("hostile", ["../../../../etc/hostname", "/etc/hostname", "people/link.jpg"])
-def test_a_manifest_naming_files_outside_out_is_refused_and_dest_is_left_clean(run_out, tmp_path, hostile):
+def test_a_manifest_naming_files_outside_out_is_refused_and_dest_is_left_clean(lfw12_run, tmp_path, hostile):
     """A tampered manifest (a path climbing out of OUT, an absolute path, a symlink leading out) reads nothing
     outside OUT and leaves no half-written DEST."""
     import shutil
 
     out = tmp_path / "out"
-    shutil.copytree(run_out, out, symlinks=True)
+    shutil.copytree(lfw12_run, out, symlinks=True)
     (out / "people" / "link.jpg").symlink_to("/etc/hostname")
     m = _manifest(out)
     m["faces"][-1]["crop"] = hostile
@@ -115,11 +97,11 @@ def test_a_manifest_naming_files_outside_out_is_refused_and_dest_is_left_clean(r
     assert not (tmp_path / "dest").exists()
 
 
-def test_a_crop_removed_since_the_run_is_one_line(run_out, tmp_path):
+def test_a_crop_removed_since_the_run_is_one_line(lfw12_run, tmp_path):
     import shutil
 
     out = tmp_path / "out"
-    shutil.copytree(run_out, out)
+    shutil.copytree(lfw12_run, out)
     m = _manifest(out)
     (out / next(f for f in m["faces"] if f["cluster"] >= 0)["crop"]).unlink()
     r = cli("export", str(out), str(tmp_path / "dest"), "--format", "folders")
