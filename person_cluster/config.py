@@ -90,17 +90,17 @@ class DetectionConfig:
 
 @dataclass
 class FaceConfig:
-    EXTRACTED: ClassVar[bool] = True  # every key decides the extracted features (see EXTRACTION_KEYS)
-
-    # "torch": dlib's descriptor network run by torch on batches (same weights and results, ~10x faster);
+    # "onnx": dlib's descriptor network run by onnxruntime on batches (same weights and results, ~40x faster);
     # "dlib": dlib evaluates it one face at a time (the reference; the only one that supports num_jitters > 0).
-    backend: str = "torch"
-    batch_size: int = 32  # chips per torch call
-    num_jitters: int = 0  # dlib re-samples the chip this many times; 0 is fastest
-    padding: float = 0.25  # dlib chip padding around the aligned face
+    # Not an extraction setting: both give the same descriptors (to 5e-7).
+    backend: str = "onnx"
+    batch_size: int = 32  # chips per onnxruntime call
+    num_jitters: int = field(default=0, metadata=EXTRACTED)  # dlib re-samples the chip this many times; 0 is fastest
+    padding: float = field(default=0.25, metadata=EXTRACTED)  # dlib chip padding around the aligned face
 
     def validate(self) -> None:
-        _require(self.backend in ("torch", "dlib"), "face.backend", "must be 'torch' or 'dlib'")
+        _require(self.backend != "torch", "face.backend", "'torch' is now 'onnx' (the same network, run by onnxruntime)")
+        _require(self.backend in ("onnx", "dlib"), "face.backend", "must be 'onnx' or 'dlib'")
         _require(self.batch_size >= 1, "face.batch_size", "must be >= 1")
         _require(0 <= self.num_jitters <= 100, "face.num_jitters", "must be 0..100")
         _require(self.num_jitters == 0 or self.backend == "dlib", "face.num_jitters",
@@ -248,14 +248,13 @@ class RuntimeConfig:
     # Detection + alignment threads; 0 = one per CPU core (dlib's MMOD CNN holds the GIL and always uses one).
     workers: int = 0
     queue_frames: int = 8  # frames in flight per worker; bounds memory on long videos
-    # Face + clothing CNN threads in the main process; 0 = one while frames are still being decoded and detected,
-    # one per worker after (Extractor._torch_threads).
-    torch_threads: int = 0
+    # Face + clothing CNN threads (onnxruntime's) in the main thread; 0 = one per worker (Extractor.cnn_threads).
+    cnn_threads: int = 0
 
     def validate(self) -> None:
         _require(self.workers >= 0, "runtime.workers", "must be >= 0 (0 = all cores)")
         _require(self.queue_frames >= 1, "runtime.queue_frames", "must be >= 1")
-        _require(self.torch_threads >= 0, "runtime.torch_threads", "must be >= 0")
+        _require(self.cnn_threads >= 0, "runtime.cnn_threads", "must be >= 0")
 
     def resolved_workers(self) -> int:
         return self.workers or max(1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 1)
@@ -316,6 +315,7 @@ class Config:
             _require(len(parts) == 2, key, "override keys look like section.key")
             section, name = parts
             _require(section in d, key, f"unknown section '{section}'")
+            _require(key not in _RENAMED, key, f"renamed to {_RENAMED.get(key)}")
             _require(name in d[section], key, f"unknown key '{name}' in section '{section}'")
             d[section][name] = value
         return Config.from_dict(d)
@@ -346,10 +346,15 @@ def _build_section(factory: Any, name: str, values: Mapping[str, Any]) -> Any:
     known = {f.name: f for f in dataclasses.fields(default)}
     kwargs = {}
     for key, value in values.items():
+        renamed = _RENAMED.get(f"{name}.{key}")
+        _require(renamed is None, f"{name}.{key}", f"renamed to {renamed}")
         _require(key in known, f"{name}.{key}", f"unknown key (known: {', '.join(known)})")
         kwargs[key] = _coerce(f"{name}.{key}", getattr(default, key), value)
     return dataclasses.replace(default, **kwargs)
 
+
+# Keys that were renamed: an old config gets a one-line error naming the new key.
+_RENAMED = {"runtime.torch_threads": "runtime.cnn_threads"}
 
 # Keys that may be null, with the type of their non-null values.
 _NULLABLE: dict[str, type] = {

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import importlib.util
 import logging
@@ -97,5 +98,6 @@ def frontal_face_detector() -> Any:
         os.replace(tmp, path)
     except (OSError, RuntimeError) as exc:  # a read-only home costs start-up time, nothing else
         log.debug("cannot cache the face detector at %s: %s", path, exc)
-        tmp.unlink(missing_ok=True)
+        with contextlib.suppress(OSError):  # e.g. the folder could not be made
+            tmp.unlink(missing_ok=True)
     return detector

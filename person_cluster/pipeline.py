@@ -7,9 +7,10 @@ Threads, and why (no processes: a frame is shared, never pickled, and nothing ca
   and 1.4x (CenterFace, whose frames are small) as fast as one. dlib's MMOD CNN holds it, so it runs in the main
   thread, one frame at a time;
 - the main thread takes results back *in submission order*, runs the face descriptor network and the clothing CNN
-  on batches of chips and crops (torch, ``runtime.torch_threads``) while a thread of its own encodes the JPEG crops,
-  and commits them in order, one SQLite transaction per batch. torch and the CNNs are loaded by a background thread
-  while the workers already detect; only the first commit waits for them.
+  on batches of chips and crops (onnxruntime, ``runtime.cnn_threads``) while a thread of its own encodes the JPEG
+  crops, and commits them in order, one SQLite transaction per batch. The CNNs are loaded (on a machine's first run,
+  exported from torch: embedding/onnx_export.py) by a background thread while the workers already detect; only the
+  first commit waits for them.
 Results are identical whatever the number of workers; memory is bounded by the queue sizes. Batching frames for the
 detector does not pay on a CPU: one onnxruntime call on 8 frames took 35-60 ms a frame, 8 calls 16 ms a frame.
 """
@@ -192,9 +193,9 @@ def _decode(items: list[tuple[int, InputItem]], config: Config, cache_done: dict
         put(DecodingDone())
 
 
-# Held while a CNN is built and while CNNs run: torch.fx tracing (used to cut the clothing CNN at its stage) patches
-# torch.nn.Module.__call__ for the whole process, so another thread's forward pass, or tracing, then fails.
-_TORCH_LOCK = threading.Lock()
+# Held while CNNs are built: torch.fx tracing (which cuts a torchvision clothing CNN at its stage, when it is
+# exported) patches torch.nn.Module.__call__ for the whole process, so two extractors' exports must not overlap.
+_EXPORT_LOCK = threading.Lock()
 
 
 class ExtractionError(PersonClusterError, RuntimeError):
@@ -206,8 +207,10 @@ class Extractor:
     many ``run`` calls. Use :func:`person_cluster.api.extract` for the simple call."""
 
     def __init__(self, config: Config, progress: bool = True, preload: tuple[str, ...] = ()) -> None:
-        """``preload``: modules the caller needs after extraction, imported in the background once the models
-        are loaded (``api.run`` passes clustering and outputs: ~2 s of imports off its critical path)."""
+        """``preload``: modules the caller needs after extraction, imported in the background once every frame is
+        decoded (``api.run`` passes clustering and outputs: ~1.5 s of imports, overlapped with the last detections
+        and CNN batches; earlier they would take the GIL from the decoding thread, the bottleneck of a short
+        clip: Norton extraction 4.2 s with them at start, 2.9 s without)."""
         self.config = config
         self.progress = progress
         self._executor: Any = None
@@ -218,28 +221,30 @@ class Extractor:
         # Workers first (they need only dlib), then the CNNs in the background: both start-ups overlap each other
         # and the first frames' detection.
         self.start_workers()
-        self._loader = threading.Thread(target=self._load_models, args=(preload,), name="load-models", daemon=True)
+        self._loader = threading.Thread(target=self._load_models, name="load-models", daemon=True)
         self._loader.start()
+        self._preload = threading.Thread(target=_import_all, args=(preload,), name="preload", daemon=True)
 
-    def _load_models(self, preload: tuple[str, ...]) -> None:
+    def _load_models(self) -> None:
         started = time.perf_counter()
         try:
             from .embedding.face import FaceEncoder
 
-            with _TORCH_LOCK:
-                self._face = FaceEncoder(self.config.face)
+            with _EXPORT_LOCK:
+                self._face = FaceEncoder(self.config.face, self.cnn_threads)
                 if self.config.cloth.enabled:
                     from .embedding.clothing import ClothEmbedder
 
-                    self._cloth = ClothEmbedder(self.config.cloth)
+                    self._cloth = ClothEmbedder(self.config.cloth, self.cnn_threads)
         except BaseException as exc:  # noqa: BLE001 (re-raised in the caller's thread by _models())
             self._load_error = exc
         finally:
             self._loaded.set()
         log.debug("face and clothing CNNs loaded in %.2f s", time.perf_counter() - started)
-        for module in preload:  # only to warm the import; an error shows where the module is really imported
-            with contextlib.suppress(Exception):
-                importlib.import_module(module)
+
+    def _start_preload(self) -> None:
+        if self._preload.ident is None:
+            self._preload.start()
 
     def _models(self) -> tuple[Any, Any]:
         """(face encoder, clothing embedder or None), once loaded; a loading error is raised here."""
@@ -248,15 +253,10 @@ class Extractor:
             raise self._load_error
         return self._face, self._cloth
 
-    def _torch_threads(self, busy: bool) -> int:
-        """Threads for one commit's CNNs: ``runtime.torch_threads``, or by default one while frames are still being
-        decoded or detected (those keep the other cores busy, and a second torch thread only takes turns with them)
-        and one per worker once the CNNs run alone. Cold run of the 10-minute 720p benchmark video on 2 cores:
-        36.5 s with one thread against 39.9 s with two (user CPU 52 against 61 s)."""
-        rt = self.config.runtime
-        if rt.torch_threads:
-            return rt.torch_threads
-        return 1 if busy else rt.resolved_workers()
+    @property
+    def cnn_threads(self) -> int:
+        """onnxruntime threads for the face and clothing CNNs: ``runtime.cnn_threads``, or one per worker."""
+        return self.config.runtime.cnn_threads or self.config.runtime.resolved_workers()
 
     @property
     def workers(self) -> int:
@@ -283,9 +283,11 @@ class Extractor:
         self.close()
 
     def close(self) -> None:
-        # The loader thread may still be importing (torch, or the preload): let it finish rather than let the
-        # interpreter exit under a daemon thread that is half-way through loading extension modules.
+        # The loader threads may still be importing (onnxruntime, torch to export, the preload): let them finish
+        # rather than let the interpreter exit under a daemon thread half-way through loading extension modules.
         self._loader.join()
+        if self._preload.is_alive():
+            self._preload.join()
         if self._executor is not None:
             self._executor.shutdown(wait=True, cancel_futures=True)
             self._executor = None
@@ -331,12 +333,15 @@ class Extractor:
         decoder.start()
         try:
             finished_decoding = not todo
+            if finished_decoding:
+                self._start_preload()
             while not finished_decoding or pending:
                 # Keep the workers fed up to the bound, then take the oldest result back.
                 while not finished_decoding and len(pending) < max_pending:
                     ev = events.get()
                     if isinstance(ev, DecodingDone):
                         finished_decoding = True
+                        self._start_preload()
                         break
                     fut = (self._executor.submit(_analyse_in_worker, ev.frame.image)
                            if isinstance(ev, FrameDecoded) else None)
@@ -347,9 +352,9 @@ class Extractor:
                 batch.add(ev, fut)
                 # While the CNNs load, keep the workers busy: buffer up to 4x the in-flight bound instead of waiting.
                 if batch.full(max_pending) and (self.models_ready or batch.n_frames >= 4 * max_pending):
-                    batch.commit(busy=not finished_decoding or bool(pending))
+                    batch.commit()
             if batch.items or not batch.bound:
-                batch.commit(busy=False)
+                batch.commit()
         finally:
             stop.set()
             for _, fut in pending:
@@ -360,25 +365,26 @@ class Extractor:
         batch.summary.seconds = time.perf_counter() - started
         return batch.summary
 
-    def embed(self, faces: list[FaceCandidate], frames: list[Frame], busy: bool = False) -> None:
+    def embed(self, faces: list[FaceCandidate], frames: list[Frame]) -> None:
         """Face descriptors and clothing features for ``faces`` (``frames[i]`` holds ``faces[i]``), one call of each
-        CNN. ``busy``: decoding or detection still runs beside them (see _torch_threads)."""
+        CNN."""
         face_encoder, cloth_embedder = self._models()
-        if self.config.face.backend == "torch" or cloth_embedder is not None:
-            import torch
-
-            torch.set_num_threads(self._torch_threads(busy))  # in the thread that runs them
         if cloth_embedder is not None:
             for face, frame in zip(faces, frames, strict=True):
                 face.cloth_region = cloth_region(face.bbox, frame.width, frame.height, self.config.cloth)
         clothed = [k for k, face in enumerate(faces) if face.cloth_region is not None]
-        with _TORCH_LOCK:
-            descriptors = face_encoder([face.chip for face in faces])
-            cloth = cloth_embedder([faces[k].cloth_region.cut(frames[k].image) for k in clothed]) if clothed else []
+        descriptors = face_encoder([face.chip for face in faces])
+        cloth = cloth_embedder([faces[k].cloth_region.cut(frames[k].image) for k in clothed]) if clothed else []
         for face, descriptor in zip(faces, descriptors, strict=True):
             face.face_embedding = descriptor
         for k, feature in zip(clothed, cloth, strict=True):
             faces[k].cloth_embedding = feature
+
+
+def _import_all(modules: tuple[str, ...]) -> None:
+    for module in modules:  # only to warm the import; an error shows where the module is really imported
+        with contextlib.suppress(Exception):
+            importlib.import_module(module)
 
 
 def _encode(frames: list[tuple[Frame, list[FaceCandidate]]], output: OutputConfig,
@@ -424,24 +430,23 @@ class _Batch:
     def full(self, max_frames: int) -> bool:
         return self.n_faces >= self.extractor.config.cloth.batch_size or self.n_frames >= max_frames
 
-    def commit(self, busy: bool) -> None:
-        """Bind the cache (once, before its first write: this waits for the CNNs), then store the batch. ``busy``:
-        frames are still being decoded or detected (see Extractor._torch_threads)."""
+    def commit(self) -> None:
+        """Bind the cache (once, before its first write: this waits for the CNNs), then store the batch."""
         if not self.bound:
             self.cache.bind(self.settings, self.extractor.cloth_model)
             self.bound = True
-        self._store(busy)
+        self._store()
         self.bar.update(self.n_frames)
         self.items, self.n_frames, self.n_faces = [], 0, 0
 
-    def _store(self, busy: bool) -> None:
+    def _store(self) -> None:
         frames = [(ev.frame, faces) for ev, faces in self.items if isinstance(ev, FrameDecoded)]
         # JPEG crops and frame files need no features: they are encoded in a thread of their own while the CNNs run
-        # here (OpenCV and torch both release the GIL).
+        # here (OpenCV and onnxruntime both release the GIL).
         crops = self.encoder.submit(_encode, frames, self.extractor.config.output, self.frames_dir)
         t = time.perf_counter()
         self.extractor.embed([f for _, faces in frames for f in faces],
-                             [frame for frame, faces in frames for _ in faces], busy)
+                             [frame for frame, faces in frames for _ in faces])
         self.summary.cnn_s += time.perf_counter() - t
         t = time.perf_counter()
         records = {id(frame): [face.record(frame, *jpgs) for face, jpgs in zip(faces, frame_crops, strict=True)]

@@ -1,4 +1,8 @@
+import os
 import shutil
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -62,7 +66,7 @@ def test_missing_weights_is_a_clear_error(tmp_path, monkeypatch):
 
 
 def test_altered_weights_are_refused(tmp_path, monkeypatch):
-    good, _ = resolve_weights("mobilenet_v2", None)
+    good, _, _ = resolve_weights("mobilenet_v2", None)
     ckpt = tmp_path / "hub" / "checkpoints"
     ckpt.mkdir(parents=True)
     bad = ckpt / good.name
@@ -82,14 +86,15 @@ def test_unknown_stage_lists_valid_ones():
         ClothEmbedder(ClothConfig(stage="layer9"))
 
 
-def test_folded_batch_norm_gives_the_original_networks_features(embedder, lfw):
-    """The embedder folds batch norm into the convolutions; the features must be those of the plain network."""
+def test_features_are_those_of_the_torchvision_network(embedder, lfw):
+    """The embedder runs our export of the network (batch norm folded, normalisation inside) in onnxruntime; the
+    features must be those of torchvision's own network on the same crops."""
     import cv2
     import torch
     import torchvision
     from torchvision.models.feature_extraction import create_feature_extractor
 
-    path, _ = resolve_weights("mobilenet_v2", None)
+    path, _, _ = resolve_weights("mobilenet_v2", None)
     plain = torchvision.models.get_model("mobilenet_v2", weights=None)
     plain.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
     plain = create_feature_extractor(plain.eval(), {"features.13": "feat"}).eval()
@@ -112,14 +117,30 @@ def test_torchvision_free_backbone_lists_torchvisions_weights_and_checks_its_sta
         ClothEmbedder(ClothConfig(stage="features.19"))
 
 
-def test_default_backbone_is_built_without_importing_torchvision():
-    """torchvision pulls in torch._dynamo (~1.2 s of a cold run); the default clothing CNN must not need it."""
-    import subprocess
-    import sys
+def test_torch_hub_dir_is_torchs(tmp_path, monkeypatch):
+    import torch
 
-    code = ("import sys; from person_cluster.config import ClothConfig; "
-            "from person_cluster.embedding.clothing import ClothEmbedder; e = ClothEmbedder(ClothConfig()); "
-            "print(e.dim, 'torchvision' in sys.modules)")
-    r = subprocess.run([sys.executable, "-c", code], check=False, capture_output=True, text=True, timeout=120)
-    assert r.returncode == 0, r.stderr
-    assert r.stdout.split() == ["96", "False"]
+    from person_cluster.embedding.clothing import torch_hub_dir
+
+    for env in ({}, {"XDG_CACHE_HOME": str(tmp_path / "xdg")}, {"TORCH_HOME": str(tmp_path / "th")}):
+        monkeypatch.delenv("TORCH_HOME", raising=False)
+        monkeypatch.delenv("XDG_CACHE_HOME", raising=False)
+        for k, v in env.items():
+            monkeypatch.setenv(k, v)
+        assert torch_hub_dir() == Path(torch.hub.get_dir())
+
+
+def test_the_networks_are_exported_once_then_run_without_torch(tmp_path):
+    """torch (1.5 s to import) is needed only to export the CNNs, the first time; torchvision never, for the
+    default backbone. A run on a machine that has the export imports neither."""
+    code = ("import sys; from person_cluster.config import ClothConfig, FaceConfig; "
+            "from person_cluster.embedding import ClothEmbedder, FaceEncoder; "
+            "e = ClothEmbedder(ClothConfig()); f = FaceEncoder(FaceConfig()); "
+            "print(e.dim, f.dim, 'torch' in sys.modules, 'torchvision' in sys.modules)")
+    env = {**os.environ, "XDG_CACHE_HOME": str(tmp_path)}
+    runs = [subprocess.run([sys.executable, "-c", code], check=False, capture_output=True, text=True, timeout=300,
+                           env=env) for _ in range(2)]
+    assert [r.returncode for r in runs] == [0, 0], runs[0].stderr + runs[1].stderr
+    assert runs[0].stdout.split() == ["96", "128", "True", "False"]  # exported
+    assert runs[1].stdout.split() == ["96", "128", "False", "False"]  # loaded
+    assert len(list((tmp_path / "person_cluster").glob("*.onnx"))) == 2

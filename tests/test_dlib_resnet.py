@@ -1,4 +1,5 @@
-"""The torch port of dlib's face descriptor network must give dlib's descriptors, and refuse other files."""
+"""Our port of dlib's face descriptor network (torch, exported to onnxruntime) must give dlib's descriptors, and
+refuse other files."""
 
 from pathlib import Path
 
@@ -14,7 +15,7 @@ from person_cluster.embedding.dlib_resnet import read_dlib_resnet
 from person_cluster.models import ModelError, dlib_model_path
 
 
-def test_torch_backend_matches_dlib_on_real_faces(lfw):
+def test_onnx_backend_matches_dlib_on_real_faces(lfw):
     detect, align = make_detector(DetectionConfig(min_face_size=20)), FaceAligner(0.25)
     rec = dlib.face_recognition_model_v1(dlib_model_path("descriptor"))
     sp = dlib.shape_predictor(dlib_model_path("landmarks5"))
@@ -30,7 +31,7 @@ def test_torch_backend_matches_dlib_on_real_faces(lfw):
                 expected.append(np.array(rec.compute_face_descriptor(rgb, shape, 0, 0.25), np.float32))
     assert len(chips) >= 10
     expected = np.array(expected)
-    ours = FaceEncoder(FaceConfig(backend="torch", batch_size=5))(chips)  # several batches, one partial
+    ours = FaceEncoder(FaceConfig(backend="onnx", batch_size=5))(chips)  # several batches, one partial
     assert ours.shape == (len(chips), 128) and ours.dtype == np.float32
     assert np.abs(ours - expected).max() < 1e-4
     assert np.allclose(FaceEncoder(FaceConfig(backend="dlib"))(chips), expected, atol=1e-6)
@@ -58,3 +59,14 @@ def test_jitter_needs_the_dlib_backend():
     with pytest.raises(ConfigError, match="face.backend: dlib"):
         Config().with_overrides(["face.num_jitters=2"])
     assert Config().with_overrides(["face.num_jitters=2", "face.backend=dlib"]).face.num_jitters == 2
+
+
+def test_renamed_settings_say_their_new_names():
+    from person_cluster.config import Config, ConfigError
+
+    with pytest.raises(ConfigError, match="'torch' is now 'onnx'"):
+        Config().with_overrides(["face.backend=torch"])
+    with pytest.raises(ConfigError, match="renamed to runtime.cnn_threads"):
+        Config().with_overrides(["runtime.torch_threads=1"])
+    with pytest.raises(ConfigError, match="renamed to runtime.cnn_threads"):
+        Config.from_dict({"runtime": {"torch_threads": 1}})

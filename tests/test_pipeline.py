@@ -38,7 +38,7 @@ def test_warm_extractor_is_reusable_and_matches_one_worker(tmp_path, lfw, model)
     assert first.seconds > 0
     for other in (b, c):
         assert np.array_equal(a.bboxes, other.bboxes) and a.sources == other.sources
-        # Batches of chips may be cut differently; torch's kernels then round differently, by ~1e-7.
+        # Batches of chips may be cut differently; onnxruntime's kernels then round differently, by ~1e-7.
         assert np.allclose(a.face, other.face, atol=1e-5) and np.allclose(a.cloth, other.cloth, atol=1e-5)
     assert np.linalg.norm(a.face, axis=1).min() > 0.5  # real descriptors, not zeros
 
@@ -51,13 +51,12 @@ def test_a_detector_holding_the_gil_runs_in_the_callers_thread():
     assert x.workers == 4
 
 
-def test_cnn_threads_follow_the_bottleneck():
-    """One torch thread while decoding or detection runs beside the CNNs, one per worker after; a set value wins."""
+def test_cnn_threads_default_to_one_per_worker():
     x = Extractor.__new__(Extractor)  # no workers or models needed
     x.config = Config().with_overrides({"runtime.workers": 3})
-    assert (x._torch_threads(busy=True), x._torch_threads(busy=False)) == (1, 3)
-    x.config = x.config.with_overrides({"runtime.torch_threads": 2})
-    assert (x._torch_threads(busy=True), x._torch_threads(busy=False)) == (2, 2)
+    assert x.cnn_threads == 3
+    x.config = x.config.with_overrides({"runtime.cnn_threads": 1})
+    assert x.cnn_threads == 1
 
 
 def test_workers_do_not_import_torch():
@@ -71,14 +70,15 @@ def test_workers_do_not_import_torch():
 
 
 def test_api_starts_without_clustering_imports(tmp_path):
-    """`run` starts its workers right after `import api`: scikit-learn and scipy (~2 s) must not be imported by
+    """`run` starts its workers right after `import api`: scikit-learn and scipy (~1.5 s) must not be imported by
     then, neither by the api nor by the CLI's own imports (it stops here at discovery, as nothing is usable); the
-    extractor imports them in the background once its models are loaded."""
+    extractor imports them in the background once every frame is decoded (here: at once, as there is none)."""
     code = ("import sys; from person_cluster import cli; "
             "assert cli.main(['run', 'no-such.mp4', '-o', 'o', '-q']) == 2; print(sorted(m for m in ('sklearn', 'scipy', 'torch') "
             "if m in sys.modules)); from person_cluster import api; from person_cluster.config import Config; "
             "x = api.Extractor(Config().with_overrides({'runtime.workers': 1}), False, api.CLUSTERING_MODULES); "
-            "x._models(); x._loader.join(); x.close(); print('sklearn' in sys.modules and 'scipy' in sys.modules)")
+            "from person_cluster.cache import FeatureCache; x.run([], FeatureCache('c.sqlite')); x.close(); "
+            "print('sklearn' in sys.modules and 'scipy' in sys.modules)")
     r = subprocess.run([sys.executable, "-c", code], check=False, capture_output=True, text=True, timeout=300,
                        cwd=tmp_path)
     assert r.returncode == 0, r.stderr
@@ -101,19 +101,17 @@ def test_a_cache_made_with_other_settings_is_refused_before_any_write(tmp_path, 
         assert (out / "features.sqlite").read_bytes() == before
 
 
-def test_extractors_built_at_once_in_one_process_all_load_their_models(tmp_path, lfw):
-    """Each extractor loads its CNNs in a background thread. torch.fx tracing is not thread-safe and patches
-    torch.nn.Module.__call__ process-wide, so building and running CNNs are serialised; without that, this failed
-    with 'CURRENT_PATCHER is None' (two loads) or 'module is not installed as a submodule' (a run during a load)."""
+def test_extractors_built_at_once_in_one_process_all_load_their_models(tmp_path, lfw, monkeypatch):
+    """Each extractor loads its CNNs in a background thread, exporting them where they are not cached yet (an empty
+    cache here). torch.fx tracing is not thread-safe and patches torch.nn.Module.__call__ process-wide, so exports
+    are serialised; without that, this failed with 'CURRENT_PATCHER is None' (two loads)."""
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
     config = Config().with_overrides({"runtime.workers": 1, "runtime.queue_frames": 1})  # commits 2 photos at a time
     paths = [str(p) for p in sorted((lfw / "Colin_Powell").glob("*.jpg"))[:12]]
     items, _ = discover_inputs(paths, config.sampling)
-    first = Extractor(config, progress=False)
-    extractors = [first]
+    extractors = [Extractor(config, progress=False) for _ in range(3)]  # all load at once ...
     try:
-        assert first.cloth_model  # waits until loaded
-        extractors += [Extractor(config, progress=False) for _ in range(2)]  # these now load in the background ...
-        summary, table = _extract(first, items, tmp_path / "a.sqlite")  # ... while this one runs its CNNs
+        summary, table = _extract(extractors[0], items, tmp_path / "a.sqlite")  # ... while this one runs its CNNs
         names = {x.cloth_model for x in extractors}
     finally:
         for x in extractors:
