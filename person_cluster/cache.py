@@ -49,6 +49,17 @@ class CacheError(PersonClusterError, RuntimeError):
     """The cache is missing, unreadable, or was made with other extraction settings."""
 
 
+def _same_settings(stored: dict[str, Any], current: dict[str, Any]) -> bool:
+    """Whether a cache filled with ``stored`` settings holds what ``current`` would extract. A stored key that is
+    no longer an extraction setting (e.g. ``face.backend`` before the backends gave identical descriptors) is
+    ignored; a current one that the cache did not record is a difference."""
+    return all(isinstance(old := stored.get(section), dict) and {k: old.get(k, _MISSING) for k in values} == values
+               for section, values in current.items())
+
+
+_MISSING = object()
+
+
 class FeatureCache:
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
@@ -91,7 +102,7 @@ class FeatureCache:
         """Refuse a cache filled with other extraction settings (and, with ``check_cloth``, another clothing
         model: known only once the CNN is loaded, so :meth:`bind` checks it)."""
         stored = self.get_meta("extraction")
-        if stored is not None and (stored.get("extraction") != extraction
+        if stored is not None and (not _same_settings(stored.get("extraction") or {}, extraction)
                                    or (check_cloth and stored.get("cloth_model") != cloth_model)):
             raise CacheError(
                 f"{self.path} holds features extracted with other settings; use another OUT or --overwrite"

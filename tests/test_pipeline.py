@@ -118,3 +118,22 @@ def test_extractors_built_at_once_in_one_process_all_load_their_models(tmp_path,
             x.close()
     assert summary.faces == len(table) >= 10
     assert len(names) == 1 and next(iter(names)).startswith("mobilenet_v2.")
+
+
+def test_a_cache_from_before_a_setting_stopped_deciding_the_features_is_still_used(tmp_path):
+    """face.backend was an extraction setting until both backends gave the same descriptors: a cache that recorded
+    it must still be accepted; one that lacks a current setting, or differs in one, must not."""
+    from person_cluster.cache import CacheError
+
+    current = Config().extraction_dict()
+    older = {**current, "face": {**current["face"], "backend": "torch", "batch_size": 32}}
+    with FeatureCache(tmp_path / "old.sqlite") as cache:
+        cache.bind(older, "m")
+        cache.bind(current, "m")
+    lacking = {**current, "face": {k: v for k, v in current["face"].items() if k != "padding"}}
+    changed = {**current, "face": {**current["face"], "padding": 0.3}}
+    for stored in (lacking, changed):
+        with FeatureCache(tmp_path / f"{len(str(stored))}.sqlite") as cache:
+            cache.bind(stored, "m")
+            with pytest.raises(CacheError, match="other settings"):
+                cache.bind(current, "m")
