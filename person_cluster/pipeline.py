@@ -180,10 +180,14 @@ def _decode(items: list[tuple[int, InputItem]], config: Config, cache_done: dict
                 if not put(InputStarted(position, item, len(plan.indices))):
                     return
                 shots = shot_detector(item, plan, config.sampling)
-                for frame in read_planned_frames(item, plan, skip=done, shots=shots):
-                    if not put(FrameDecoded(position, item, frame)):
-                        return
-                put(InputEnded(position, item, shots=shots.shots() if shots else []))
+                try:
+                    for frame in read_planned_frames(item, plan, skip=done, shots=shots):
+                        if not put(FrameDecoded(position, item, frame)):
+                            return
+                    put(InputEnded(position, item, shots=shots.shots() if shots else []))
+                finally:
+                    if shots is not None:
+                        shots.close()
             except InputError as exc:
                 put(InputEnded(position, item, str(exc)))
             except Exception as exc:  # one broken input must not stop the others

@@ -75,6 +75,17 @@ def test_shot_of_frames():
     assert ShotDetector("v", 10.0, 27.0, 0.5).shots() == []
 
 
+def test_a_frame_the_shot_thread_cannot_score_is_an_error_of_shots_and_ends_the_thread():
+    detector = ShotDetector("v", 10.0, 27.0, 0.5)
+    for number in range(40):  # more than the queue holds: feeding must not block after the error
+        detector.feed(number, object())  # type: ignore[arg-type]
+    thread = detector._thread
+    with pytest.raises(AttributeError):
+        detector.shots()
+    assert thread is not None and not thread.is_alive()
+    detector.close()  # again: nothing to do
+
+
 # -- tracks ---------------------------------------------------------------------------------------------------
 def test_tracks_follow_faces_across_frames_and_stop_at_cuts_gaps_and_jumps():
     rng = np.random.default_rng(1)
