@@ -1,4 +1,5 @@
-"""Fail `make setup` early, with a clear message, if the environment is not what the pipeline needs."""
+"""Fail `make setup` early, with a clear message, if the environment is not what the pipeline needs; export the
+default CNNs for onnxruntime while at it (see person_cluster/embedding/onnx_export.py)."""
 
 from __future__ import annotations
 
@@ -19,14 +20,18 @@ def main() -> int:
         except Exception as exc:  # noqa: BLE001 (report every broken import, not just the first)
             problems.append(f"import {module} failed: {exc}")
     try:
+        from person_cluster.config import Config
         from person_cluster.detection.centerface import model_path
-        from person_cluster.embedding.clothing import resolve_weights
+        from person_cluster.embedding import ClothEmbedder, FaceEncoder
         from person_cluster.models import DLIB_MODELS, dlib_model_path
 
         for name in DLIB_MODELS:
             dlib_model_path(name)
-        resolve_weights("mobilenet_v2", None)
         model_path()
+        # Loading the default CNNs exports them to ONNX (once per machine), so that the first run need not.
+        config = Config()
+        FaceEncoder(config.face)
+        ClothEmbedder(config.cloth)
     except Exception as exc:  # noqa: BLE001 (a missing model file is reported, not raised)
         problems.append(str(exc))
     for p in problems:
