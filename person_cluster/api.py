@@ -20,7 +20,7 @@ import numpy as np
 from .cache import CACHE_NAME, CacheError, FeatureCache
 from .config import EXTRACTION_KEYS, Config, ConfigError
 from .errors import PersonClusterError
-from .layout import REBUILT, SWEEP_DIR
+from .layout import MANIFEST, REBUILT, SWEEP_DIR
 from .pipeline import ExtractionError, ExtractionSummary, Extractor, check_models
 from .records import FaceTable
 from .review import DECISIONS_NAME
@@ -40,7 +40,7 @@ CLUSTERING_MODULES = ("person_cluster.clustering", "person_cluster.postprocess",
 log = logging.getLogger(__name__)
 
 # Everything person_cluster writes into OUT; --overwrite removes these and nothing else.
-OWNED = (CACHE_NAME, f"{CACHE_NAME}-journal", "manifest.json", "run.json", "frames", SWEEP_DIR, *REBUILT)
+OWNED = (CACHE_NAME, f"{CACHE_NAME}-journal", MANIFEST, "run.json", "frames", SWEEP_DIR, *REBUILT)
 # Ours too, but the user's decisions: never removed, not even by --overwrite.
 KEPT = (DECISIONS_NAME, f"{DECISIONS_NAME}-wal", f"{DECISIONS_NAME}-shm")
 

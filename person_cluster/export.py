@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import PersonClusterError
+from .layout import read_manifest
 from .review import NOT_A_FACE
 
 FORMATS = ("folders", "yolo", "csv")
@@ -37,7 +38,7 @@ def export(out: str | Path, dest: str | Path, fmt: str, named_only: bool = False
     if fmt not in FORMATS:
         raise ExportError(f"--format must be one of {', '.join(FORMATS)}")
     out, dest = Path(out), Path(dest)
-    manifest = _manifest(out)
+    manifest = read_manifest(out)
     if named_only:
         named = [c for c in manifest["clusters"] if c.get("name")]
         if not named:
@@ -57,20 +58,6 @@ def export(out: str | Path, dest: str | Path, fmt: str, named_only: bool = False
         writer.remove_all(created)
         raise
     return {"format": fmt, **summary, "files": writer.count}
-
-
-def _manifest(out: Path) -> dict[str, Any]:
-    path = out / "manifest.json"
-    try:
-        manifest = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise ExportError(f"{path}: no manifest; run `person-cluster run ... -o {out}` first") from None
-    except (OSError, ValueError) as exc:
-        raise ExportError(f"{path}: unreadable manifest ({exc})") from None
-    missing = [k for k in ("faces", "clusters", "frames") if not isinstance(manifest, dict) or k not in manifest]
-    if missing:
-        raise ExportError(f"{path}: unreadable manifest (no {', '.join(missing)})")
-    return manifest
 
 
 class _Writer:

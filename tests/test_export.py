@@ -107,3 +107,18 @@ def test_a_crop_removed_since_the_run_is_one_line(lfw12_run, tmp_path):
     r = cli("export", str(out), str(tmp_path / "dest"), "--format", "folders")
     assert r.returncode == 2 and "missing" in r.stderr and len(r.stderr.strip().splitlines()) == 1, r.stderr
     assert not (tmp_path / "dest").exists()
+
+
+@pytest.mark.parametrize("content", [None, "{not json", "[]", '{"faces": [], "frames": []}', "\udcff"])
+def test_every_command_reading_a_manifest_refuses_a_bad_one_in_one_line(tmp_path, content):
+    """evaluate, export and review read OUT's manifest through one reader, with one message per problem."""
+    out = tmp_path / "out"
+    out.mkdir()
+    if content is not None:
+        (out / "manifest.json").write_bytes(content.encode("utf-8", "surrogateescape"))
+    expected = "no manifest" if content is None else "unreadable manifest"
+    for args in (("evaluate", str(out), "--truth", "folders"), ("export", str(out), str(tmp_path / "d"), "--format", "csv"),
+                 ("review", str(out), "--port", "0")):
+        r = cli(*args)
+        assert r.returncode == 2 and r.stderr.count(expected) == 1, (args, r.stderr)
+        assert len(r.stderr.strip().splitlines()) == 1 and not (tmp_path / "d").exists()

@@ -3,12 +3,12 @@ over the cached features (``person-cluster sweep``)."""
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from ..layout import read_manifest
 from ..records import FrameInfo
 from .metrics import METRIC_KEYS, clustering_scores, same_frame_pairs
 from .truth import CsvTruth, FolderTruth, TruthError, TruthMatch, load_truth
@@ -27,14 +27,8 @@ def score(match: TruthMatch, labels: np.ndarray, sources: list[str], frames: lis
 
 def evaluate_out(out: str | Path, truth: str) -> dict[str, Any]:
     """Score the clusters in OUT/manifest.json against ``truth`` (``folders`` or a CSV file)."""
-    path = Path(out) / "manifest.json"
-    try:
-        manifest = json.loads(path.read_text(encoding="utf-8"))
-        faces, frames = manifest["faces"], manifest["frames"]
-    except FileNotFoundError:
-        raise TruthError(f"{path}: no manifest; run `person-cluster run ... -o {out}` first") from None
-    except (OSError, ValueError, KeyError, TypeError) as exc:
-        raise TruthError(f"{path}: unreadable manifest ({exc})") from None
+    manifest = read_manifest(out)
+    faces, frames = manifest["faces"], manifest["frames"]
     sampled = [FrameInfo(f["source"], f["frame"], f["time_s"], f["width"], f["height"]) for f in frames]
     bboxes = np.array([f["bbox"] for f in faces], np.int64).reshape(-1, 4)
     sources, frame_ids = [f["source"] for f in faces], [f["frame"] for f in faces]

@@ -34,7 +34,7 @@ import numpy as np
 from ..cache import FeatureCache
 from ..config import Config
 from ..fusion import fuse
-from ..layout import REBUILT
+from ..layout import MANIFEST, REBUILT
 from ..records import FaceTable, FrameInfo
 from ..review import NOT_A_FACE, Applied
 from ..tracking import Tracks
@@ -110,7 +110,7 @@ def write_outputs(out: Path, cache: FeatureCache, table: FaceTable, labels: np.n
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     # Timestamps live in their own file so that two runs on the same input give byte-identical manifests.
-    write_atomic(out / "manifest.json", (json.dumps(manifest, indent=1, ensure_ascii=False) + "\n").encode())
+    write_atomic(out / MANIFEST, (json.dumps(manifest, indent=1, ensure_ascii=False) + "\n").encode())
     run_info = {"written_utc": datetime.now(timezone.utc).isoformat(timespec="seconds")}
     write_atomic(out / "run.json", (json.dumps(run_info) + "\n").encode())
     return manifest

@@ -6,14 +6,14 @@ later re-clusters with the same decisions, so what the page shows and what the o
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from .decisions import DecisionError, Decisions, Person, face_key
+from ..layout import read_manifest
+from .decisions import Decisions, Person, face_key
 
 
 @dataclass
@@ -31,15 +31,9 @@ class ReviewView:
 
     def __init__(self, out: str | Path) -> None:
         self.out = Path(out)
-        path = self.out / "manifest.json"
-        try:
-            manifest = json.loads(path.read_text(encoding="utf-8"))
-            self.faces: list[dict[str, Any]] = manifest["faces"]
-            clusters = manifest["clusters"]
-        except FileNotFoundError:
-            raise DecisionError(f"{path}: no manifest; run `person-cluster run ... -o {out}` first") from None
-        except (OSError, ValueError, KeyError, TypeError) as exc:
-            raise DecisionError(f"{path}: unreadable manifest ({exc})") from None
+        manifest = read_manifest(self.out)
+        self.faces: list[dict[str, Any]] = manifest["faces"]
+        clusters = manifest["clusters"]
         self.keys = [face_key(f["source"], f["frame"], f["bbox"]) for f in self.faces]
         self.index = {k: i for i, k in enumerate(self.keys)}
         self.folder = {int(c["id"]): Path(c["folder"]).name for c in clusters}
