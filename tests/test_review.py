@@ -51,6 +51,26 @@ def _act(app: ReviewApp, body, token: str | None = None, origin: str | None = No
     return app.handle("POST", "/api/action", headers, raw)
 
 
+def test_the_page_counts_screen_time_as_the_cast_does(out):
+    """Before any decision the page's people are the clusters: their screen time and on-screen spans must be the
+    cast's (cast.csv, the manifest, the timelines), not a second estimate."""
+    from person_cluster.review import Decisions
+    from person_cluster.review.view import ReviewView
+
+    manifest = json.loads((out / "manifest.json").read_text())
+    view = ReviewView(out)
+    with Decisions(out) as decisions:
+        groups = view.groups(decisions)
+    cast = {f"c{m['cluster']}": m for m in manifest["cast"]}
+    assert set(cast) <= set(groups) and len(cast) >= 4
+    for key, member in cast.items():
+        assert round(view.screen_time(groups[key]), 2) == member["screen_time_s"]
+        (line,) = view.timeline(groups[key])
+        assert line["spans"][0][0] == pytest.approx(member["first_time_s"])
+    ranked = [k for k in groups if k in cast]
+    assert ranked == [f"c{m['cluster']}" for m in manifest["cast"]]  # the same order as the cast
+
+
 def test_hostile_requests_get_a_4xx_and_change_nothing(out):
     app = ReviewApp(out, port=5555)
     people = json.loads(app.handle("GET", "/api/people", {}).body)["people"]

@@ -153,7 +153,8 @@ def test_screen_time_unites_a_persons_tracks_and_stops_at_the_cut():
     table = _table(["v.mp4"] * 5 + ["p.jpg"], [r[0] for r in rows] + [None], [r[1] for r in rows] + [None],
                    [[0, 0, 10, 10]] * 6, np.ones((6, 128)), [0] * 5 + [-1])
     tracks = np.array([r[2] for r in rows] + [3])
-    spans = screen_spans(table, np.array([0, 0, 0, 0, 0, 1]), tracks, shots, SamplingConfig(capture_interval_sec=1.0))
+    spans = screen_spans(table.sources, table.times, table.shots, np.array([0, 0, 0, 0, 0, 1]), tracks, shots,
+                         SamplingConfig(capture_interval_sec=1.0))
     assert spans == {0: {"v.mp4": [(0.0, 3.0), (4.8, 5.0)]}}  # 1.0 + 1 s, 2.0 + 1 s, 4.8 + 1 s cut at 5.0
 
 

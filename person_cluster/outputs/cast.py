@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import csv
 import io
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -51,24 +52,27 @@ class CastMember:
         return asdict(self)
 
 
-def screen_spans(table: FaceTable, labels: np.ndarray, tracks: np.ndarray, shots: list[Shot],
-                 sampling: SamplingConfig) -> dict[int, dict[str, list[tuple[float, float]]]]:
-    """Per cluster and video source: the united (start, end) seconds the person is on screen."""
+def screen_spans(sources: Sequence[str], times: Sequence[float | None], shot_ids: np.ndarray, labels: np.ndarray,
+                 tracks: np.ndarray, shots: list[Shot], sampling: SamplingConfig
+                 ) -> dict[int, dict[str, list[tuple[float, float]]]]:
+    """Per label and video source: the united (start, end) seconds the person is on screen. One entry per face:
+    its source, time (None: a photo), shot in its video, label (< 0: no one's) and track (a track's faces share
+    one label). The cast and the review page both count screen time with this."""
     by_shot = {(s.source, s.index): s for s in shots}
     raw: dict[int, dict[str, list[tuple[float, float]]]] = {}
     for members in Tracks(np.asarray(tracks)).members():
         first, last = int(members[0]), int(members[-1])
-        label = int(labels[first])
-        if label < 0 or table.frames[first] is None or table.times[first] is None:
+        label, t0, t1 = int(labels[first]), times[first], times[last]
+        if label < 0 or t0 is None or t1 is None:
             continue
-        shot = by_shot.get((table.sources[first], int(table.shots[first])))
+        shot = by_shot.get((sources[first], int(shot_ids[first])))
         if sampling.mode == "scene" and shot is not None:
             start, end = shot.first_time, shot.last_time + 1 / shot.fps
         else:
-            start, end = table.times[first], table.times[last] + sampling.capture_interval_sec
+            start, end = t0, t1 + sampling.capture_interval_sec
             if shot is not None:
                 end = min(end, shot.last_time + 1 / shot.fps)
-        raw.setdefault(label, {}).setdefault(table.sources[first], []).append((start, max(start, end)))
+        raw.setdefault(label, {}).setdefault(sources[first], []).append((start, max(start, end)))
     return {label: {src: _union(spans) for src, spans in per_source.items()} for label, per_source in raw.items()}
 
 
@@ -111,7 +115,7 @@ def _sharpness(crop: np.ndarray | None) -> float:
 def build_cast(table: FaceTable, labels: np.ndarray, tracks: np.ndarray, shots: list[Shot],
                sampling: SamplingConfig, crop_of, folders: dict[int, str] | None = None) -> tuple[list[CastMember], dict]:
     """Cast members ranked by screen time (then faces, then cluster id), and their screen spans."""
-    spans = screen_spans(table, labels, tracks, shots, sampling)
+    spans = screen_spans(table.sources, table.times, table.shots, labels, tracks, shots, sampling)
     members: list[CastMember] = []
     for label in sorted(set(labels[labels >= 0].tolist())):
         idx = np.flatnonzero(labels == label)

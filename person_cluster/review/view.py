@@ -12,7 +12,11 @@ from typing import Any
 
 import numpy as np
 
-from ..layout import read_manifest
+from ..config import Config, ConfigError
+from ..layout import MANIFEST, ManifestError, read_manifest
+from ..outputs.cast import screen_spans
+from ..sampling.shots import Shot
+from ..tracking import Tracks
 from .decisions import Decisions, Person, face_key
 
 
@@ -24,6 +28,7 @@ class Group:
     faces: list[int] = field(default_factory=list)  # indices into the manifest's faces
     hidden: bool = False
     cover: int | None = None
+    spans: dict[str, list[tuple[float, float]]] = field(default_factory=dict)  # per video: on screen (s)
 
 
 class ReviewView:
@@ -38,11 +43,21 @@ class ReviewView:
         self.index = {k: i for i, k in enumerate(self.keys)}
         self.folder = {int(c["id"]): Path(c["folder"]).name for c in clusters}
         self.cast_cover = {int(c["cluster"]): int(c["cover_face"]) for c in manifest.get("cast", [])}
-        self.interval = float(manifest.get("config", {}).get("sampling", {}).get("capture_interval_sec", 1.0))
+        # What screen time is counted from, as the cast counts it (outputs.cast.screen_spans).
+        self.sources = [f["source"] for f in self.faces]
+        self.times = [f["time_s"] for f in self.faces]
+        self.shot_ids = np.array([-1 if f.get("shot") is None else f["shot"] for f in self.faces], np.int64)
+        self.tracks = np.array([-1 - i if f.get("track") is None else f["track"] for i, f in enumerate(self.faces)],
+                               np.int64)
+        try:
+            # Only the sampling section: an older run's other settings may no longer validate.
+            self.sampling = Config.from_dict({"sampling": manifest.get("config", {}).get("sampling", {})}).sampling
+            self.shots = [Shot.from_dict(shot) for shot in manifest.get("shots", [])]
+        except (ConfigError, KeyError, TypeError, ValueError, AttributeError) as exc:
+            raise ManifestError(f"{self.out / MANIFEST}: unreadable manifest ({exc})") from None
         self.durations: dict[str, float] = {}
-        for shot in manifest.get("shots", []):
-            end = float(shot["last_time_s"])
-            self.durations[shot["source"]] = max(self.durations.get(shot["source"], 0.0), end)
+        for shot in self.shots:
+            self.durations[shot.source] = max(self.durations.get(shot.source, 0.0), shot.last_time)
         self.descriptors = self._descriptors()
 
     def _descriptors(self) -> np.ndarray | None:
@@ -60,8 +75,7 @@ class ReviewView:
         return face.astype(np.float32)
 
     def groups(self, decisions: Decisions) -> dict[str, Group]:
-        """The page's people, largest screen time first (sampled frames x sampling interval; photos count one
-        interval each), hidden ones last."""
+        """The page's people, largest screen time first (counted as the cast counts it), hidden ones last."""
         people: dict[int, Person] = decisions.people()
         assigned, not_faces = decisions.assigned(), decisions.not_faces()
         groups: dict[str, Group] = {}
@@ -85,11 +99,25 @@ class ReviewView:
             if g.cover is None:
                 covers = {self.cast_cover.get(int(self.faces[i]["cluster"])) for i in g.faces} & set(g.faces)
                 g.cover = min(covers) if covers else g.faces[0]
-        order = sorted(groups.values(), key=lambda g: (g.hidden, g.key == "u", -self.screen_time(g), g.key))
+        self._screen_spans(list(groups.values()))
+        # As the cast ranks: screen time, then faces, then the number in the key (p before c where all tie).
+        order = sorted(groups.values(), key=lambda g: (g.hidden, g.key == "u", -round(self.screen_time(g), 2),
+                                                       -len(g.faces), g.key[0] != "p", int(g.key[1:] or 0)))
         return {g.key: g for g in order}
 
-    def screen_time(self, g: Group) -> float:
-        return len({(self.faces[i]["source"], self.faces[i]["frame"]) for i in g.faces}) * self.interval
+    def _screen_spans(self, groups: list[Group]) -> None:
+        """Each group's on-screen spans per video. A track the user split between people counts for each part."""
+        label = np.full(len(self.faces), -1, np.int64)
+        for k, g in enumerate(groups):
+            label[g.faces] = k
+        tracks = Tracks.by_first_face(self.tracks * (len(groups) + 1) + label + 1)
+        spans = screen_spans(self.sources, self.times, self.shot_ids, label, tracks.ids, self.shots, self.sampling)
+        for k, g in enumerate(groups):
+            g.spans = spans.get(k, {})
+
+    @staticmethod
+    def screen_time(g: Group) -> float:
+        return sum(end - start for per_video in g.spans.values() for start, end in per_video)
 
     def candidates(self, groups: dict[str, Group], key: str) -> list[str]:
         """Other groups by similarity to ``key`` (closest mean descriptor first): merge suggestions."""
@@ -104,21 +132,9 @@ class ReviewView:
                 "screen_time_s": round(self.screen_time(g), 1), "cover": self.faces[g.cover]["crop"]}
 
     def timeline(self, g: Group) -> list[dict[str, Any]]:
-        """Per video the person is in: its length (as far as the run saw it) and the spans they are on screen
-        (each sampled face stands for one sampling interval; spans that touch are joined)."""
-        out = []
-        for source in dict.fromkeys(self.faces[i]["source"] for i in g.faces if self.faces[i]["time_s"] is not None):
-            times = sorted({self.faces[i]["time_s"] for i in g.faces if self.faces[i]["source"] == source
-                            and self.faces[i]["time_s"] is not None})
-            spans: list[list[float]] = []
-            for t in times:
-                if spans and t <= spans[-1][1] + self.interval / 2:  # frame times are rounded to the ms
-                    spans[-1][1] = t + self.interval
-                else:
-                    spans.append([t, t + self.interval])
-            out.append({"source": Path(source).name, "duration_s": self.durations.get(source, spans[-1][1]),
-                        "spans": spans})
-        return out
+        """Per video the person is in: its length (as far as the run saw it) and the spans they are on screen."""
+        return [{"source": Path(source).name, "duration_s": self.durations.get(source, spans[-1][1]),
+                 "spans": [[start, end] for start, end in spans]} for source, spans in g.spans.items()]
 
     def face(self, i: int) -> dict[str, Any]:
         f = self.faces[i]

@@ -42,7 +42,15 @@ class Shot:
 
     def as_dict(self) -> dict:
         return {"source": self.source, "shot": self.index, "first_frame": self.first_frame,
-                "last_frame": self.last_frame, "first_time_s": self.first_time, "last_time_s": self.last_time}
+                "last_frame": self.last_frame, "first_time_s": self.first_time, "last_time_s": self.last_time,
+                "fps": self.fps}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> Shot:
+        """A shot as :meth:`as_dict` wrote it (a manifest's ``shots``). Manifests written before ``fps`` was part
+        of it give the rate from the last frame's time (to within the millisecond it was rounded to)."""
+        fps = d.get("fps") or (d["last_frame"] / d["last_time_s"] if d["last_time_s"] else 1.0)
+        return cls(str(d["source"]), int(d["shot"]), int(d["first_frame"]), int(d["last_frame"]), float(fps))
 
 
 class ShotDetector:
