@@ -54,7 +54,7 @@ def main() -> None:
 
     try:
         with Decisions(out) as d:
-            person = d.name_faces(members, "Everyone")
+            person = d.name(members, "Everyone")
         server, app = make_server(out)
         threading.Thread(target=server.serve_forever, daemon=True).start()
         url = f"http://127.0.0.1:{app.port}/"

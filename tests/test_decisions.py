@@ -21,12 +21,12 @@ B = [face_key("clip.mp4", k, [100, 10, 140, 50]) for k in range(4)]
 
 def test_actions_persist_and_undo_takes_back_exactly_the_last_one(tmp_path):
     with Decisions(tmp_path) as d:
-        ross = d.name_faces(A, "Ross")
-        joey = d.name_faces(B, "  Joey \n")
-        d.move([A[3]], joey)  # a face of Ross's cluster is Joey
+        ross = d.name(A, "Ross")
+        joey = d.name(B, "  Joey \n")
+        assert d.move([A[3]], B) == joey  # a face of Ross's cluster is Joey
         d.mark_not_face([B[0]])
-        d.hide(joey)
-        d.set_cover(ross, A[1])
+        assert d.hide(B[1:]) == joey
+        assert d.set_cover(A[:3], A[1]) == ross
     with Decisions(tmp_path) as d:  # reopened: everything was saved
         people = d.people()
         assert {p.name for p in people.values()} == {"Ross", "Joey"} and people[joey].hidden
@@ -42,25 +42,26 @@ def test_actions_persist_and_undo_takes_back_exactly_the_last_one(tmp_path):
 
 def test_merge_and_split(tmp_path):
     with Decisions(tmp_path) as d:
-        ross = d.name_faces(A[:2], "Ross")
+        ross = d.name(A[:2], "Ross")
         other = d.move(A[2:], None)  # split off into a new, unnamed person
         assert d.people()[other].name == ""
-        d.merge(ross, other)
+        assert d.merge(A[:2], A[2:]) == ross
         assert set(d.assigned().values()) == {ross} and list(d.people()) == [ross]
         with pytest.raises(DecisionError, match="itself"):
-            d.merge(ross, ross)
-        with pytest.raises(DecisionError, match="no person 99"):
-            d.rename(99, "x")
+            d.merge(A, A)
         with pytest.raises(DecisionError, match="empty"):
-            d.rename(ross, "   ")
+            d.name(A, "   ")
+        with pytest.raises(DecisionError, match="no faces"):
+            d.name([], "x")
         with pytest.raises(DecisionError, match="one of the person's faces"):
-            d.set_cover(ross, B[0])
+            d.set_cover(A, B[0])
+        assert d.people()[ross].name == "Ross"  # the refused actions changed nothing
 
 
 def test_hostile_names_are_kept_as_text(tmp_path):
     with Decisions(tmp_path) as d:
-        p = d.name_faces(A, "<img src=x onerror=alert(1)>")
-        d.rename(p, "../../etc'; DROP TABLE people; --")
+        p = d.name(A, "<img src=x onerror=alert(1)>")
+        assert d.name(A, "../../etc'; DROP TABLE people; --") == p
         assert d.people()[p].name == "../../etc'; DROP TABLE people; --"
 
 
@@ -72,7 +73,7 @@ def test_two_tabs_writing_at_once_lose_nothing(tmp_path):
         try:
             with Decisions(tmp_path) as d:
                 for f in faces:
-                    d.name_faces([f], f"{name} {f[-9:]}")
+                    d.name([f], f"{name} {f[-9:]}")
         except Exception as exc:  # noqa: BLE001
             errors.append(exc)
 
@@ -113,9 +114,9 @@ def test_decisions_survive_reclustering_and_name_the_outputs(lfw12_run, tmp_path
     assert len(big) == 3, m["clusters"]
     a, b, c = (_keys(m, k) for k in big)
     with Decisions(out) as d:
-        colin = d.name_faces(a, "Colin Powell")
-        con = d.name_faces(b, "CON")
-        d.move([a[0]], con)  # the user says this face is CON's
+        colin = d.name(a, "Colin Powell")
+        con = d.name(b, "CON")
+        d.move([a[0]], b)  # the user says this face is CON's
         d.mark_not_face([c[0]])
     # A threshold that would put everyone together: the named people stay apart, each face where the user put it.
     m2 = api.recluster(out, ["clustering.distance_threshold=1.2", "postprocess.merge_face_threshold=0.9"])

@@ -96,72 +96,22 @@ class Decisions:
         return {r[0] for r in self.db.execute("SELECT face FROM not_faces")}
 
     # -- actions ----------------------------------------------------------------------------------------------
-    def name_faces(self, faces: list[str], name: str) -> int:
-        """Name the person these faces show (a cluster's faces): the person most of them are already assigned to
-        is renamed, else a new person takes the faces no one else has."""
+    # Every action names people by faces, as the review page shows them (a cluster's faces, or a person's): the
+    # person is the one most of the faces are given to, or a new one that takes those no one has. Each action is
+    # one transaction and one step of undo.
+    def name(self, faces: list[str], name: str) -> int:
+        """Name the person ``faces`` show."""
         name = _clean_name(name)
         with self._action("name"):
-            owners = [p for p in (self._owner(f) for f in faces) if p is not None]
-            person = max(set(owners), key=owners.count) if owners else self._new_person()
+            person = self._person_of(faces)
             self.db.execute("UPDATE people SET name = ? WHERE id = ?", (name, person))
-            self._assign([f for f in faces if self._owner(f) is None], person)
         return person
 
-    def rename(self, person: int, name: str) -> None:
-        name = _clean_name(name)
-        with self._action("rename"):
-            self._require(person)
-            self.db.execute("UPDATE people SET name = ? WHERE id = ?", (name, person))
-
-    def merge(self, keep: int, other: int, other_faces: list[str] = ()) -> None:
-        """``other`` (and ``other_faces``, the faces its cluster shows) become ``keep``'s; ``keep`` keeps its name,
-        or takes ``other``'s if it has none."""
-        if keep == other:
+    def merge(self, keep: list[str], other: list[str]) -> int:
+        """The people (or clusters) shown by ``keep`` and ``other`` are one: ``keep``'s, which keeps its name or
+        takes ``other``'s if it has none."""
+        if set(keep) == set(other):
             raise DecisionError("cannot merge a person with itself")
-        with self._action("merge"):
-            a, b = self._require(keep), self._require(other)
-            self.db.execute("UPDATE assigned SET person = ? WHERE person = ?", (keep, other))
-            self._assign([f for f in other_faces if self._owner(f) is None], keep)
-            if not a.name and b.name:
-                self.db.execute("UPDATE people SET name = ? WHERE id = ?", (b.name, keep))
-            self.db.execute("DELETE FROM people WHERE id = ?", (other,))
-
-    def move(self, faces: list[str], person: int | None) -> int:
-        """Move ``faces`` to ``person``, or to a new (unnamed) person when None: a split. Returns the person."""
-        if not faces:
-            raise DecisionError("no faces selected")
-        with self._action("move"):
-            if person is None:
-                person = self._new_person()
-            else:
-                self._require(person)
-            self.db.execute(f"DELETE FROM not_faces WHERE face IN ({','.join('?' * len(faces))})", faces)
-            self._assign(faces, person, replace=True)
-        return person
-
-    def mark_not_face(self, faces: list[str]) -> None:
-        if not faces:
-            raise DecisionError("no faces selected")
-        with self._action("not_a_face"):
-            self.db.execute(f"DELETE FROM assigned WHERE face IN ({','.join('?' * len(faces))})", faces)
-            self.db.executemany("INSERT OR IGNORE INTO not_faces VALUES (?)", [(f,) for f in faces])
-
-    def hide(self, person: int, hidden: bool = True) -> None:
-        with self._action("hide"):
-            self._require(person)
-            self.db.execute("UPDATE people SET hidden = ? WHERE id = ?", (int(hidden), person))
-
-    def set_cover(self, person: int, face: str) -> None:
-        with self._action("cover"):
-            self._require(person)
-            if self._owner(face) != person:
-                raise DecisionError("the cover face must be one of the person's faces")
-            self.db.execute("UPDATE people SET cover = ? WHERE id = ?", (face, person))
-
-    # Actions on groups of faces, as the review page shows them (a cluster's faces, or a person's): the person is
-    # the one most of the faces are given to, or a new one that takes them; each is one action for undo.
-    def merge_faces(self, keep: list[str], other: list[str]) -> int:
-        """The people (or clusters) shown by ``keep`` and ``other`` are one: ``keep``'s."""
         with self._action("merge"):
             person = self._person_of(keep)
             for owner in {self._owner(f) for f in other} - {None, person}:
@@ -173,8 +123,8 @@ class Decisions:
             self._assign([f for f in other if self._owner(f) is None], person)
         return person
 
-    def move_faces(self, faces: list[str], target: list[str] | None) -> int:
-        """``faces`` belong to the person ``target`` shows, or to a new person when None (a split)."""
+    def move(self, faces: list[str], target: list[str] | None) -> int:
+        """``faces`` belong to the person ``target`` shows, or to a new (unnamed) person when None: a split."""
         if not faces:
             raise DecisionError("no faces selected")
         with self._action("move"):
@@ -183,13 +133,21 @@ class Decisions:
             self._assign(faces, person, replace=True)
         return person
 
-    def hide_faces(self, faces: list[str], hidden: bool = True) -> int:
+    def mark_not_face(self, faces: list[str]) -> None:
+        if not faces:
+            raise DecisionError("no faces selected")
+        with self._action("not_a_face"):
+            self.db.execute(f"DELETE FROM assigned WHERE face IN ({','.join('?' * len(faces))})", faces)
+            self.db.executemany("INSERT OR IGNORE INTO not_faces VALUES (?)", [(f,) for f in faces])
+
+    def hide(self, faces: list[str], hidden: bool = True) -> int:
         with self._action("hide"):
             person = self._person_of(faces)
             self.db.execute("UPDATE people SET hidden = ? WHERE id = ?", (int(hidden), person))
         return person
 
-    def cover_of(self, faces: list[str], face: str) -> int:
+    def set_cover(self, faces: list[str], face: str) -> int:
+        """``face``, one of ``faces``, is the picture of the person they show."""
         if face not in faces:
             raise DecisionError("the cover face must be one of the person's faces")
         with self._action("cover"):

@@ -165,22 +165,22 @@ class ReviewApp:
             name = req.get("name")
             if not isinstance(name, str):
                 raise DecisionError("name: text is needed")
-            return {"person": d.name_faces(faces_of("person"), name)}
+            return {"person": d.name(faces_of("person"), name)}
         if action == "merge":
             if req.get("keep") == req.get("other"):
                 raise DecisionError("cannot merge a person with itself")
-            return {"person": d.merge_faces(faces_of("keep"), faces_of("other"))}
+            return {"person": d.merge(faces_of("keep"), faces_of("other"))}
         if action == "move":
             target = None if req.get("target") is None else faces_of("target")
-            return {"person": d.move_faces(face_list("faces"), target)}
+            return {"person": d.move(face_list("faces"), target)}
         if action == "not_a_face":
             d.mark_not_face(face_list("faces"))
             return {}
         if action == "hide":
-            return {"person": d.hide_faces(faces_of("person"), bool(req.get("hidden", True)))}
+            return {"person": d.hide(faces_of("person"), bool(req.get("hidden", True)))}
         if action == "cover":
             face = face_list("faces")[0]
-            return {"person": d.cover_of(faces_of("person"), face)}
+            return {"person": d.set_cover(faces_of("person"), face)}
         if action == "undo":
             return {"undone": d.undo()}
         raise DecisionError(f"unknown action {action!r}")
