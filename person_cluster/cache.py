@@ -50,11 +50,18 @@ class CacheError(PersonClusterError, RuntimeError):
 
 
 def _same_settings(stored: dict[str, Any], current: dict[str, Any]) -> bool:
-    """Whether a cache filled with ``stored`` settings holds what ``current`` would extract. A stored key that is
-    no longer an extraction setting (e.g. ``face.backend`` before the backends gave identical descriptors) is
-    ignored; a current one that the cache did not record is a difference."""
-    return all(isinstance(old := stored.get(section), dict) and {k: old.get(k, _MISSING) for k in values} == values
-               for section, values in current.items())
+    """Whether a cache filled with ``stored`` settings holds what ``current`` would extract. In a section, a stored
+    key that is no longer an extraction setting (e.g. ``face.backend`` before the backends gave identical
+    descriptors) is ignored; a current one that the cache did not record is a difference. Values that are not
+    sections (the inputs) must be equal."""
+    for section, values in current.items():
+        old = stored.get(section, _MISSING)
+        if isinstance(values, dict):
+            if not isinstance(old, dict) or {k: old.get(k, _MISSING) for k in values} != values:
+                return False
+        elif old != values:
+            return False
+    return True
 
 
 _MISSING = object()

@@ -125,14 +125,14 @@ def test_a_cache_from_before_a_setting_stopped_deciding_the_features_is_still_us
     it must still be accepted; one that lacks a current setting, or differs in one, must not."""
     from person_cluster.cache import CacheError
 
-    current = Config().extraction_dict()
+    current = {**Config().extraction_dict(), "inputs": ["a.mp4"]}  # as api.extract binds it
     older = {**current, "face": {**current["face"], "backend": "torch", "batch_size": 32}}
     with FeatureCache(tmp_path / "old.sqlite") as cache:
         cache.bind(older, "m")
         cache.bind(current, "m")
     lacking = {**current, "face": {k: v for k, v in current["face"].items() if k != "padding"}}
     changed = {**current, "face": {**current["face"], "padding": 0.3}}
-    for stored in (lacking, changed):
+    for stored in (lacking, changed, {**current, "inputs": ["b.mp4"]}):
         with FeatureCache(tmp_path / f"{len(str(stored))}.sqlite") as cache:
             cache.bind(stored, "m")
             with pytest.raises(CacheError, match="other settings"):
