@@ -75,10 +75,24 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
+def _quiet_native_logs() -> None:
+    """FFmpeg's and OpenCV's own log lines ("moov atom not found", "can't capture by name") would interleave with
+    our one-line messages; every unreadable video is reported by us. PyAV keeps FFmpeg quiet by default; OpenCV's
+    FFmpeg backend (PySceneDetect's, in scene mode) reads the variable when it first starts. Process-wide
+    settings, so the command line makes them, not the library."""
+    import os
+
+    os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")  # AV_LOG_QUIET
+    import cv2
+
+    cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_ERROR)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     level = logging.DEBUG if args.verbose else logging.WARNING if args.quiet else logging.INFO
     logging.basicConfig(level=level, format="%(levelname)s %(message)s")
+    _quiet_native_logs()
 
     from . import api
     from .config import load_config

@@ -123,15 +123,13 @@ def to_csv(rows: list[dict[str, Any]]) -> str:
 
 def plot_sweep(rows: list[dict[str, Any]], axes: list[str], path: Path) -> None:
     """NMI, pairwise F and BCubed F against the last numeric axis, one line per combination of the others."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from matplotlib.figure import Figure  # the object API: no process-wide backend, no display
 
     numeric = [a for a in axes if all(isinstance(r[a], (int, float)) and not isinstance(r[a], bool) for r in rows)]
     x_key = numeric[-1] if numeric else None
     others = [a for a in axes if a != x_key]
-    fig, panels = plt.subplots(1, 3, figsize=(15, 4.5), sharey=True)
+    fig = Figure(figsize=(15, 4.5))
+    panels = fig.subplots(1, 3, sharey=True)
     for panel, metric in zip(panels, ("nmi", "pairwise_f", "bcubed_f")):
         series: dict[tuple, list[tuple[Any, float]]] = {}
         for i, r in enumerate(rows):
@@ -147,7 +145,6 @@ def plot_sweep(rows: list[dict[str, Any]], axes: list[str], path: Path) -> None:
     panels[-1].legend(fontsize=7, loc="lower right")
     fig.tight_layout()
     fig.savefig(path, dpi=100)
-    plt.close(fig)
 
 
 def sweep_out(out: str | Path, grid_path: str | Path, truth: str | None = None) -> tuple[list[dict[str, Any]], Path, Path]:

@@ -16,16 +16,8 @@ import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-# FFmpeg's own log lines ("moov atom not found", ...) would interleave with our one-line messages; we report
-# every unreadable video ourselves. PyAV keeps FFmpeg quiet by default; OpenCV (PySceneDetect's backend in scene
-# mode) reads this when its FFmpeg backend starts, so it is set before first use.
-os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")  # AV_LOG_QUIET
-
 import av
-import cv2
 import numpy as np
-
-cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_ERROR)  # its "can't capture by name" warnings, likewise
 
 from ..config import SamplingConfig
 from ..records import Frame
