@@ -71,3 +71,19 @@ def test_a_cache_that_cannot_be_written_costs_an_export_per_run(tmp_path, monkey
     for _ in range(2):
         assert _run(cnn_session("toy", ("a",), _builder(calls), 1)).shape == (2, 4, 5, 5)
     assert calls == [1, 1]
+
+
+def test_a_network_the_exporter_cannot_express_is_one_clear_error(cache):
+    from person_cluster.models import ModelError
+
+    def build():
+        import torch
+
+        class Svd(torch.nn.Module):  # no ONNX operator for it
+            def forward(self, x):
+                return torch.linalg.svd(x[0, 0]).S
+
+        return Svd(), torch.ones(1, 3, 4, 4), {0: "n"}
+
+    with pytest.raises(ModelError, match="cannot export the odd network"):
+        cnn_session("odd", ("a",), build, 1)

@@ -68,13 +68,17 @@ def _read_verified(path: Path) -> bytes | None:
 def _export(name: str, build: Callable[[], tuple[Any, Any, dict]]) -> bytes:
     import torch
 
-    module, example, dynamic_axes = build()
+    module, example, dynamic_axes = build()  # a missing or bad weights file is a ModelError from here
     buffer = io.BytesIO()
-    with torch.inference_mode(False), torch.no_grad(), warnings.catch_warnings():
-        # The exporter's deprecation notice, and tracer notes on shapes that are fixed for these inputs.
-        warnings.simplefilter("ignore")
-        torch.onnx.export(module, (example,), buffer, dynamo=False, input_names=["input"], output_names=["output"],
-                          dynamic_axes={"input": dynamic_axes}, opset_version=_OPSET)
+    try:
+        with torch.inference_mode(False), torch.no_grad(), warnings.catch_warnings():
+            # The exporter's deprecation notice, and tracer notes on shapes that are fixed for these inputs.
+            warnings.simplefilter("ignore")
+            torch.onnx.export(module, (example,), buffer, dynamo=False, input_names=["input"],
+                              output_names=["output"], dynamic_axes={"input": dynamic_axes}, opset_version=_OPSET)
+    except Exception as exc:  # noqa: BLE001 (the exporter raises many types, e.g. for a layer it cannot express)
+        raise ModelError(f"cannot export the {name} network to ONNX: {str(exc).splitlines()[0] if str(exc) else exc!r}"
+                         ) from None
     log.info("exported %s to ONNX (%.1f MB)", name, buffer.tell() / 1e6)
     return buffer.getvalue()
 
