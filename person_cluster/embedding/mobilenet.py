@@ -1,7 +1,8 @@
 """torchvision's MobileNetV2 feature stages written out in plain torch, for the default clothing backbone.
 
-Why not torchvision itself: importing it pulls in ``torch._dynamo`` (through ``torchvision.ops``), about 1.2 s of
-a cold run's critical path on 2 cores, and the torch.fx tracing that cuts a stage costs more. This module builds
+Why not torchvision itself: importing it pulls in ``torch._dynamo`` (through ``torchvision.ops``), about 1.2 s on 2
+cores, and the torch.fx tracing that cuts a stage costs more; since the CNNs run in onnxruntime, only the one-off
+export (``onnx_export.py``, done by ``make setup``) pays for this module at all. This module builds
 the same layers under the same parameter names (``features.N...``), so torchvision's own checkpoint loads into it
 strictly, with batch norm folded into the convolutions as the traced path does. ``tests/test_clothing.py`` checks
 that it gives torchvision's features. Other backbones and stages go through torchvision (``clothing.py``).
