@@ -92,7 +92,7 @@ def prepare_clustering(table: FaceTable, config: Config, applied: Applied | None
     distances = fused_distance_source(fusion, cc.dense_max_faces, cc.knn_neighbors)
     between = cannot.map(tracks.ids)
     if len(between):
-        distances.forbid(between.i, between.j, FAR)
+        distances.forbid(between, FAR)
     return ClusteringInput(tracks, cannot, distances)
 
 

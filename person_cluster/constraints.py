@@ -13,6 +13,7 @@ from __future__ import annotations
 import numpy as np
 from scipy.cluster.hierarchy import fcluster, linkage
 
+from .clustering.distances import condensed_index
 from .records import FaceTable
 
 # Distance given to a forbidden pair: above any fused distance (at most ~2.3), and large enough that average
@@ -68,7 +69,8 @@ class CannotLinks:
         return set(zip(np.minimum(a, b)[keep].tolist(), np.maximum(a, b)[keep].tolist()))
 
     def among(self, members: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Forbidden pairs inside ``members`` (sorted item indices), as positions in ``members``."""
+        """Forbidden pairs inside ``members`` (distinct item indices), as positions in ``members`` (in the order
+        of ``i`` and ``j``: the first is the smaller where ``members`` is sorted)."""
         pos = np.full(self.n, -1, np.int64)
         pos[members] = np.arange(len(members))
         keep = (pos[self.i] >= 0) & (pos[self.j] >= 0)
@@ -84,8 +86,7 @@ class CannotLinks:
             members = np.flatnonzero(labels == cluster)
             d = np.array(among(members), np.float64)
             a, b = self.among(members)
-            m = len(members)
-            d[m * a - a * (a + 1) // 2 + (b - a - 1)] = FAR
+            d[condensed_index(a, b, len(members))] = FAR
             parts = fcluster(linkage(d, "complete"), t=FAR / 2, criterion="distance")
             labels[members] = np.where(parts == 1, cluster, next_label + parts - 2)
             next_label += int(parts.max()) - 1

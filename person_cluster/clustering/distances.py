@@ -9,12 +9,16 @@ which pairs are closer than t, the k nearest neighbours of every face, and all d
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 import numpy as np
 from scipy.sparse import csr_matrix
 from scipy.spatial.distance import squareform
 
 from ..fusion import Fusion
+
+if TYPE_CHECKING:
+    from ..constraints import CannotLinks
 
 
 def condensed_index(i: np.ndarray, j: np.ndarray, n: int) -> np.ndarray:
@@ -41,9 +45,9 @@ class DenseDistances:
         if len(self.condensed) != n * (n - 1) // 2:
             raise ValueError(f"condensed distances of {n} items must have {n * (n - 1) // 2} entries")
 
-    def forbid(self, i: np.ndarray, j: np.ndarray, far: float) -> None:
-        """Set the pairs (i < j) to ``far`` (cannot-links, see :mod:`person_cluster.constraints`)."""
-        self.condensed[condensed_index(i, j, self.n)] = far
+    def forbid(self, links: CannotLinks, far: float) -> None:
+        """Set the cannot-linked pairs to ``far`` (see :mod:`person_cluster.constraints`)."""
+        self.condensed[condensed_index(links.i, links.j, self.n)] = far
 
     @classmethod
     def from_square(cls, square: np.ndarray) -> DenseDistances:
@@ -93,13 +97,13 @@ class GraphDistances:
         self.graph.sort_indices()
         self.n = graph.shape[0]
         self._pair_distances = pair_distances  # (i, j) -> exact distances, for subsets
-        self._forbidden: tuple[np.ndarray, np.ndarray, float] | None = None
+        self._forbidden: tuple[CannotLinks, float] | None = None
 
-    def forbid(self, i: np.ndarray, j: np.ndarray, far: float) -> None:
-        """Set the pairs (i < j) to ``far``, on the graph's edges and in :meth:`among`."""
-        self._forbidden = (np.asarray(i, np.int64), np.asarray(j, np.int64), far)
+    def forbid(self, links: CannotLinks, far: float) -> None:
+        """Set the cannot-linked pairs to ``far``, on the graph's edges and in :meth:`among`."""
+        self._forbidden = (links, far)
         g = self.graph
-        for a, b in ((i, j), (j, i)):  # both directions of the symmetric graph
+        for a, b in ((links.i, links.j), (links.j, links.i)):  # both directions of the symmetric graph
             for r, c in zip(a, b):
                 lo, hi = g.indptr[r], g.indptr[r + 1]
                 k = lo + np.searchsorted(g.indices[lo:hi], c)
@@ -116,13 +120,9 @@ class GraphDistances:
         a, b = np.triu_indices(len(idx), 1)
         d = self._pair_distances(idx[a], idx[b])
         if self._forbidden is not None:
-            fi, fj, far = self._forbidden
-            pos = np.full(self.n, -1, np.int64)
-            pos[idx] = np.arange(len(idx))
-            pa, pb = pos[fi], pos[fj]
-            keep = (pa >= 0) & (pb >= 0)
-            pa, pb = np.minimum(pa[keep], pb[keep]), np.maximum(pa[keep], pb[keep])
-            d[len(idx) * pa - pa * (pa + 1) // 2 + (pb - pa - 1)] = far
+            links, far = self._forbidden
+            pa, pb = links.among(idx)
+            d[condensed_index(np.minimum(pa, pb), np.maximum(pa, pb), len(idx))] = far
         return d
 
     def neighbours(self, k: int) -> tuple[np.ndarray, np.ndarray]:
