@@ -266,20 +266,14 @@ class Applied:
         """Faces grouped for clustering: a person's faces are one group (must-links), and a track stays whole
         unless the user gave its faces to different people (a split): then each decided face goes with its person
         and the track's undecided faces stay together. The user's word wins over the tracker's."""
-        n = len(tracks.ids)
-        parent = np.arange(n)
+        from scipy.cluster.hierarchy import DisjointSet
 
-        def find(x: int) -> int:
-            while parent[x] != x:
-                parent[x] = parent[parent[x]]
-                x = int(parent[x])
-            return x
+        n = len(tracks.ids)
+        sets = DisjointSet(range(n))
 
         def join(members: np.ndarray) -> None:
-            if len(members):
-                root = find(int(members[0]))
-                for m in members[1:]:
-                    parent[find(int(m))] = root
+            for m in members[1:]:
+                sets.merge(int(members[0]), int(m))
 
         for members in tracks.members():
             owners = set(self.person[members][self.person[members] >= 0].tolist())
@@ -288,7 +282,7 @@ class Applied:
             join(np.flatnonzero(self.person == p))
         from ..tracking import Tracks  # here, not at import: see the TYPE_CHECKING import above
 
-        return Tracks.by_first_face(np.array([find(i) for i in range(n)], np.int64))
+        return Tracks.by_first_face(np.array([sets[i] for i in range(n)], np.int64))
 
     def person_pairs(self) -> tuple[np.ndarray, np.ndarray]:
         """One face of each of two people, for every two people: cannot-links between the people."""
