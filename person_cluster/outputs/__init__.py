@@ -142,8 +142,13 @@ def _write_cast(root: Path, table: FaceTable, labels: np.ndarray, tracks: np.nda
     return cast, timelines
 
 
+def _face_file(face_id: int) -> str:
+    """The file name of a face's crop (and of its upper-body crop), in its person's folder."""
+    return f"face_{face_id:06d}.jpg"
+
+
 def _crop_path(face_id: int, folder: str) -> str:
-    return f"people/{folder}/face_{face_id:06d}.jpg"
+    return f"people/{folder}/{_face_file(face_id)}"
 
 
 def _tracks(table: FaceTable, labels: np.ndarray, tracks: np.ndarray) -> list[dict[str, Any]]:
@@ -176,7 +181,7 @@ def _write_people(
             (folder / "upper_body").mkdir(parents=True)
             members[cid] = []
         members[cid].append(i)
-        name = f"face_{i:06d}.jpg"
+        name = _face_file(i)
         (folder / name).write_bytes(face_jpg)
         if body_jpg is not None:
             (folder / "upper_body" / name).write_bytes(body_jpg)
@@ -199,7 +204,7 @@ def _write_people(
     for cid in sorted(members):
         folder = folders[cid]
         picked = pick_evenly(len(members[cid]), config.output.montage_max_faces)
-        crops = [cv2.imread(str(people / folder / f"face_{members[cid][j]:06d}.jpg")) for j in picked]
+        crops = [cv2.imread(str(people / folder / _face_file(members[cid][j]))) for j in picked]
         title = f"{folder}: {len(members[cid])} faces"
         montage = make_montage([c for c in crops if c is not None], title, config.output.montage_cell)
         cv2.imwrite(str(root / "montages" / f"{folder}.jpg"), montage, [cv2.IMWRITE_JPEG_QUALITY, 90])
