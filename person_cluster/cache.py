@@ -228,7 +228,7 @@ class FeatureCache:
         return FaceTable(
             ids=np.arange(n),
             shots=shot_ids,
-            sources=[r[0] for r in rows],
+            sources=sources,
             frames=[None if r[1] == _NO_FRAME else r[1] for r in rows],
             times=[r[2] for r in rows],
             bboxes=np.array([r[3:7] for r in rows], dtype=np.int64).reshape(n, 4),
