@@ -3,11 +3,13 @@ change, a 4xx and one line for anything malformed), and the whole flow in a real
 
 from __future__ import annotations
 
+import http.client
 import json
 import os
 import shutil
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -115,6 +117,44 @@ def test_the_server_listens_on_loopback_only(out):
         assert server.server_address[0] == "127.0.0.1" and app.port == server.server_address[1] > 0
     finally:
         server.server_close()
+
+
+def test_a_burst_of_32_requests_at_once_is_answered_without_a_stall(out):
+    """32 clients at once, 4 rounds, a page's mix (people, a person, thumbnails, the script): every connection is
+    accepted at once and every request answered. With socketserver's default listen backlog (5) connections of a
+    burst wait for a SYN retransmit (1 s, then 3 s) or time out."""
+    server, app = make_server(out)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    people = json.loads(app.handle("GET", "/api/people", {}).body)["people"]
+    targets = ["/api/people", f"/api/people/{people[0]['key']}", "/static/app.js",
+               *[f"/files/{p['cover']}" for p in people]]
+    barrier = threading.Barrier(32)
+
+    def client(k: int) -> tuple[float, float, int]:
+        barrier.wait()
+        t = time.perf_counter()
+        conn = http.client.HTTPConnection("127.0.0.1", app.port, timeout=10)
+        conn.connect()
+        connected = time.perf_counter() - t
+        conn.request("GET", targets[k % len(targets)])
+        r = conn.getresponse()
+        r.read()
+        conn.close()
+        return connected, time.perf_counter() - t, r.status
+
+    try:
+        results = []
+        with ThreadPoolExecutor(32) as pool:
+            for _ in range(4):
+                results += list(pool.map(client, range(32)))
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert {status for _, _, status in results} == {200}
+    slowest_connect = max(c for c, _, _ in results)
+    slowest = max(d for _, d, _ in results)
+    assert slowest_connect < 0.5, f"a connection waited {slowest_connect:.2f} s to be accepted"
+    assert slowest < 5, f"a request took {slowest:.2f} s"
 
 
 def _browser():

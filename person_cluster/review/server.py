@@ -226,6 +226,9 @@ class _Handler(BaseHTTPRequestHandler):
 
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
+    # The listen backlog. socketserver's default of 5 drops the connections of a burst (a page's thumbnails, a
+    # player's range requests, several tabs): 32 at once stalled by 1-2 s and some timed out after 10 s.
+    request_queue_size = 128
 
     def handle_error(self, request: Any, client_address: Any) -> None:
         """A browser that leaves a page drops the connections of the images still loading: one debug line, not
