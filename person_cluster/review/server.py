@@ -6,6 +6,9 @@ server only carries bytes. Its rules:
 
 - files: only images under ``people/``, ``montages/`` and ``timelines/`` of OUT, checked after resolving (``..``,
   absolute paths, encoded slashes and symlinks that lead out are refused with 404);
+- inputs: ``/input/<n>`` is the n-th of the manifest's inputs, a video or a photo the run read (the player plays
+  it); the client names a number, never a path. Byte ranges as RFC 9110 says (:func:`byte_range`), streamed from
+  the file; a video that moved or cannot be read is a 404 with one line;
 - changes: ``POST /api/action`` with the page's per-session token in ``X-Review-Token`` and, when the browser sends
   one, an ``Origin`` of this server; anything else is refused with 403, so another site cannot act for the user;
 - malformed requests get a 4xx with a one-line message; a decision is one transaction (see :mod:`.decisions`).
@@ -15,13 +18,18 @@ from __future__ import annotations
 
 import json
 import logging
+import mimetypes
+import os
+import re
 import secrets
+import stat
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from email.utils import formatdate
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 from urllib.parse import parse_qs, unquote, urlsplit
 
 from .decisions import DecisionError, Decisions
@@ -36,11 +44,23 @@ _TYPES = {".jpg": "image/jpeg", ".png": "image/png", ".js": "text/javascript; ch
 _STATIC = ("app.js", "app.css")
 
 
+MAX_RANGES = 16  # more byte ranges in one Range header than a player ever sends: refused (RFC 9110 14.2)
+MAX_RANGE_HEADER = 1000  # characters
+_RANGE_SPEC = re.compile(r"([0-9]+)-([0-9]*)|-([0-9]+)")
+_TOKEN = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
+
+
 @dataclass
 class Response:
     status: int
-    body: bytes
+    body: bytes = b""
     content_type: str = "application/json"
+    headers: dict[str, str] = field(default_factory=dict)
+    # An input file's bytes [start, start + length), streamed by the server instead of ``body``; the receiver of
+    # the Response closes it.
+    file: BinaryIO | None = None
+    start: int = 0
+    length: int = 0
 
 
 def _json(status: int, value: Any) -> Response:
@@ -49,6 +69,44 @@ def _json(status: int, value: Any) -> Response:
 
 def _error(status: int, message: str) -> Response:
     return _json(status, {"error": message})
+
+
+class Unsatisfiable(ValueError):
+    """A Range header that is malformed, asks for too many ranges or for none inside the file: 416."""
+
+
+def byte_range(value: str | None, size: int) -> tuple[int, int] | None:
+    """The one byte range ``(first, last)``, inclusive, that a Range header asks of a file of ``size`` bytes
+    (RFC 9110 14.1.2: ``bytes=a-b``, ``bytes=a-``, ``bytes=-suffix``; a last position past the end is the end).
+    None: send the whole file, for no Range, another range unit (which a server must ignore) or several ranges (a
+    server may ignore the field, and players never ask for several). Raises :class:`Unsatisfiable` for a header
+    that is malformed (``bytes=5-2``, garbage), asks for more than :data:`MAX_RANGES` ranges or none that starts
+    inside the file. ``http.server`` does no ranges, and this is all the server needs of them."""
+    if value is None:
+        return None
+    if len(value) > MAX_RANGE_HEADER:
+        raise Unsatisfiable("Range header too long")
+    unit, eq, ranges = value.partition("=")
+    if not eq or not _TOKEN.fullmatch(unit.strip()):
+        raise Unsatisfiable("malformed Range header")
+    if unit.strip().lower() != "bytes":
+        return None
+    specs = [s.strip() for s in ranges.split(",") if s.strip()]  # a list may hold empty elements
+    if not specs or len(specs) > MAX_RANGES:
+        raise Unsatisfiable(f"a Range header needs 1 to {MAX_RANGES} byte ranges")
+    wanted = []
+    for spec in specs:
+        m = _RANGE_SPEC.fullmatch(spec)
+        if m is None or (m[2] and int(m[2]) < int(m[1])):
+            raise Unsatisfiable(f"malformed byte range {spec[:40]!r}")
+        if m[3] is not None:  # the last n bytes
+            if int(m[3]) > 0 and size > 0:
+                wanted.append((max(0, size - int(m[3])), size - 1))
+        elif int(m[1]) < size:
+            wanted.append((int(m[1]), min(int(m[2]), size - 1) if m[2] else size - 1))
+    if not wanted:
+        raise Unsatisfiable(f"no byte range inside the file's {size} bytes")
+    return wanted[0] if len(specs) == 1 else None
 
 
 class ReviewApp:
@@ -65,13 +123,15 @@ class ReviewApp:
         url = urlsplit(target)
         path = url.path
         try:
-            if method == "GET":
+            if method in ("GET", "HEAD"):  # the server sends no body for HEAD
                 if path in ("/", "/index.html"):
                     return self._page()
                 if path.startswith("/static/"):
                     return self._static(path.removeprefix("/static/"))
                 if path.startswith("/files/"):
                     return self._file(path.removeprefix("/files/"))
+                if path.startswith("/input/"):
+                    return self._input(path.removeprefix("/input/"), headers)
                 if path == "/api/people":
                     return self._people()
                 if path.startswith("/api/people/"):
@@ -101,6 +161,42 @@ class ReviewApp:
         if not path.is_relative_to(self.out) or not path.is_file():
             return _error(404, "not found")
         return Response(200, path.read_bytes(), _TYPES[path.suffix])
+
+    def _input(self, raw: str, headers: Mapping[str, str]) -> Response:
+        """The n-th input of the manifest, a video or a photo, whole or the byte range asked for."""
+        if not re.fullmatch(r"[0-9]{1,9}", raw) or int(raw) >= len(self.view.inputs):  # a number, never a path
+            return _error(404, "not found")
+        entry = self.view.inputs[int(raw)]
+        if entry.get("kind") not in ("video", "image") or not isinstance(entry.get("source"), str):
+            return _error(404, "not found")
+        name = Path(entry["source"]).name
+        try:
+            f = open(Path(entry["source"]).resolve(), "rb")  # noqa: SIM115 (the server streams it, then closes it)
+            st = os.fstat(f.fileno())
+        except OSError as exc:
+            return _error(404, f"cannot read {name}: {exc.strerror or exc}; was it moved?")
+        if not stat.S_ISREG(st.st_mode):
+            f.close()
+            return _error(404, f"cannot read {name}: not a file")
+        size = st.st_size
+        etag = f'"{size:x}-{st.st_mtime_ns:x}"'
+        modified = formatdate(st.st_mtime, usegmt=True)
+        kind = mimetypes.guess_type(name)[0] or "application/octet-stream"
+        head = {"Accept-Ranges": "bytes", "ETag": etag, "Last-Modified": modified}
+        wanted = headers.get("Range")
+        if headers.get("If-Range") not in (None, etag, modified):  # the file changed since: send it whole
+            wanted = None
+        try:
+            span = byte_range(wanted, size)
+        except Unsatisfiable as exc:
+            f.close()
+            return Response(416, json.dumps({"error": str(exc)}).encode(),
+                            headers={**head, "Content-Range": f"bytes */{size}"})
+        if span is None:
+            return Response(200, content_type=kind, headers=head, file=f, start=0, length=size)
+        first, last = span
+        return Response(206, content_type=kind, headers={**head, "Content-Range": f"bytes {first}-{last}/{size}"},
+                        file=f, start=first, length=last - first + 1)
 
     def _people(self) -> Response:
         with Decisions(self.out) as d:
@@ -190,32 +286,48 @@ class _Handler(BaseHTTPRequestHandler):
     app: ReviewApp  # set on the subclass made by serve()
     server_version = "person-cluster-review"
 
-    def _reply(self, r: Response) -> None:
-        self.send_response(r.status)
-        self.send_header("Content-Type", r.content_type)
-        self.send_header("Content-Length", str(len(r.body)))
-        self.send_header("Cache-Control", "no-store")
-        self.send_header("X-Content-Type-Options", "nosniff")
-        self.send_header("Content-Security-Policy", "default-src 'self'; img-src 'self'; frame-ancestors 'none'")
-        self.end_headers()
-        self.wfile.write(r.body)
+    def _reply(self, r: Response, method: str) -> None:
+        try:
+            self.send_response(r.status)
+            self.send_header("Content-Type", r.content_type)
+            self.send_header("Content-Length", str(r.length if r.file is not None else len(r.body)))
+            for name, value in r.headers.items():
+                self.send_header(name, value)
+            self.send_header("Cache-Control", "no-store")
+            self.send_header("X-Content-Type-Options", "nosniff")
+            self.send_header("Content-Security-Policy",
+                             "default-src 'self'; img-src 'self'; media-src 'self'; frame-ancestors 'none'")
+            self.end_headers()
+            if method == "HEAD":
+                return
+            if r.file is not None:
+                if r.length:  # from the file to the socket in the kernel (os.sendfile), never whole in memory
+                    self.connection.sendfile(r.file, r.start, r.length)
+            else:
+                self.wfile.write(r.body)
+        finally:
+            if r.file is not None:
+                r.file.close()
 
     def _serve(self, method: str) -> None:
         try:
             length = int(self.headers.get("Content-Length") or 0)
             if length > MAX_BODY:
-                self._reply(_error(413, "request too large"))
+                self._reply(_error(413, "request too large"), method)
                 return
             body = self.rfile.read(length) if length > 0 else b""
-            self._reply(self.app.handle(method, self.path, self.headers, body))
-        except ConnectionError:  # the browser left the page while this image was on its way
+            self._reply(self.app.handle(method, self.path, self.headers, body), method)
+        except ConnectionError:  # the browser left the page (or seeked the video) while this was on its way
             log.debug("review: %s %s: connection closed by the browser", method, self.path)
         except Exception as exc:  # noqa: BLE001 (one line to the client and the log, never a traceback page)
             log.warning("review: %s %s failed: %s", method, self.path, exc)
-            self._reply(_error(500, "internal error; see the terminal"))
+            self._reply(_error(500, "internal error; see the terminal"), method)
 
     def do_GET(self) -> None:
         self._serve("GET")
+
+    def do_HEAD(self) -> None:
+        self._serve("HEAD")
 
     def do_POST(self) -> None:
         self._serve("POST")

@@ -42,6 +42,8 @@ class ReviewView:
         self.keys = [face_key(f["source"], f["frame"], f["bbox"]) for f in self.faces]
         self.index = {k: i for i, k in enumerate(self.keys)}
         self.folder = {int(c["id"]): Path(c["folder"]).name for c in clusters}
+        # The inputs the page may show (the player and photos): ``/input/<index>`` names them by their place here.
+        self.inputs: list[dict[str, Any]] = [i if isinstance(i, dict) else {} for i in manifest.get("inputs") or []]
         self.cast_cover = {int(c["cluster"]): int(c["cover_face"]) for c in manifest.get("cast", [])}
         # What screen time is counted from, as the cast counts it (outputs.cast.screen_spans).
         self.sources = [f["source"] for f in self.faces]
