@@ -141,6 +141,30 @@ def _page(app: ReviewApp, key: str, **query) -> dict:
     return json.loads(_get(app, f"/api/people/{key}?" + "&".join(f"{k}={v}" for k, v in query.items())).body)
 
 
+def test_the_page_sees_decisions_made_elsewhere_at_once(kitchen, monkeypatch):
+    """The page rebuilds its people only when the decisions changed, and a change by another connection (another
+    process, ``person-cluster name``) is seen by the next request. A write that waits too long for another
+    writer's lock is a 503 with one line."""
+    import sqlite3
+
+    from person_cluster.review import Decisions
+
+    app = ReviewApp(kitchen)
+    assert app.view.current() is app.view.current()  # nothing changed: not rebuilt
+    person = json.loads(_get(app, "/api/people").body)["people"][0]
+    faces = [app.view.keys[i] for i in app.view.current()[person["key"]].faces]
+    with Decisions(kitchen) as d:
+        d.name(faces, "Named elsewhere")
+    named = {p["label"]: p for p in json.loads(_get(app, "/api/people").body)["people"]}["Named elsewhere"]
+    connect = sqlite3.connect
+    monkeypatch.setattr(sqlite3, "connect", lambda *a, **k: connect(*a, **{**k, "timeout": 0.1}))
+    with Decisions(kitchen) as holder:
+        holder.db.execute("BEGIN IMMEDIATE")
+        r = _act(app, {"action": "rename", "person": named["key"], "name": "x"})
+        holder.db.execute("ROLLBACK")
+    assert r.status == 503 and "try again" in json.loads(r.body)["error"]
+
+
 def _video_of(out: Path) -> tuple[int, Path]:
     manifest = json.loads((out / "manifest.json").read_text())
     (index,) = [k for k, i in enumerate(manifest["inputs"]) if i["kind"] == "video"]

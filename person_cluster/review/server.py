@@ -22,6 +22,7 @@ import mimetypes
 import os
 import re
 import secrets
+import sqlite3
 import stat
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -199,13 +200,11 @@ class ReviewApp:
                         file=f, start=first, length=last - first + 1)
 
     def _people(self) -> Response:
-        with Decisions(self.out) as d:
-            groups = self.view.groups(d)
+        groups = self.view.current()
         return _json(200, {"people": [self.view.summary(g) for g in groups.values()]})
 
     def _person(self, key: str, query: dict[str, list[str]]) -> Response:
-        with Decisions(self.out) as d:
-            groups = self.view.groups(d)
+        groups = self.view.current()
         if key not in groups:
             return _error(404, f"no person {key!r}")
         try:
@@ -234,9 +233,12 @@ class ReviewApp:
             return _error(400, "the request is not JSON")
         if not isinstance(req, dict) or not isinstance(req.get("action"), str):
             return _error(400, "the request needs an 'action'")
-        with Decisions(self.out) as d:
-            groups = self.view.groups(d)
-            result = self._do(d, groups, req)
+        groups = self.view.current()
+        try:
+            with Decisions(self.out) as d:
+                result = self._do(d, groups, req)
+        except sqlite3.OperationalError as exc:  # another process held the decisions' lock for 10 s
+            return _error(503, f"the decisions could not be saved ({exc}); try again")
         return _json(200, {"ok": True, **result})
 
     def _do(self, d: Decisions, groups: dict, req: dict) -> dict[str, Any]:
