@@ -34,7 +34,7 @@ from typing import Any, BinaryIO
 from urllib.parse import parse_qs, unquote, urlsplit
 
 from .decisions import DecisionError, Decisions
-from .view import ReviewView
+from .view import Group, ReviewView
 
 log = logging.getLogger(__name__)
 
@@ -136,7 +136,10 @@ class ReviewApp:
                 if path == "/api/people":
                     return self._people()
                 if path.startswith("/api/people/"):
-                    return self._person(unquote(path.removeprefix("/api/people/")), parse_qs(url.query))
+                    key, _, track = unquote(path.removeprefix("/api/people/")).partition("/appearances/")
+                    if track:
+                        return self._appearance(key, track, parse_qs(url.query))
+                    return self._person(key, parse_qs(url.query))
                 return _error(404, "not found")
             if method == "POST" and path == "/api/action":
                 return self._action(headers, body)
@@ -204,19 +207,34 @@ class ReviewApp:
         return _json(200, {"people": [self.view.summary(g) for g in groups.values()]})
 
     def _person(self, key: str, query: dict[str, list[str]]) -> Response:
+        """A person with a page of their appearances (those of one input with ``video``), and on the first page
+        what the page shows above them."""
         groups = self.view.current()
         if key not in groups:
             return _error(404, f"no person {key!r}")
-        try:
-            offset = max(0, int(query.get("offset", ["0"])[0]))
-            limit = min(500, max(1, int(query.get("limit", ["200"])[0])))
-        except ValueError:
-            return _error(400, "offset and limit must be integers")
+        offset, limit = _paging(query)
         g = groups[key]
-        faces = [self.view.face(i) for i in g.faces[offset:offset + limit]]
-        candidates = [{"key": k, "label": groups[k].label} for k in self.view.candidates(groups, key)]
-        return _json(200, {**self.view.summary(g), "offset": offset, "items": faces, "candidates": candidates,
-                           "timeline": self.view.timeline(g) if offset == 0 else []})
+        video = query.get("video", [None])[0] or None
+        appearances = self.view.appearances(g, video)
+        items = [self.view.appearance(a) for a in appearances[offset:offset + limit]]
+        first = {}
+        if offset == 0:
+            first = {"timeline": self.view.timeline(g), "videos": self.view.videos(g),
+                     "candidates": [{"key": k, "label": groups[k].label} for k in self.view.candidates(groups, key)]}
+        return _json(200, {**self.view.summary(g), "appearances": len(appearances), "offset": offset,
+                           "items": items, **first})
+
+    def _appearance(self, key: str, track: str, query: dict[str, list[str]]) -> Response:
+        """The faces of one of a person's appearances, a page of them."""
+        groups = self.view.current()
+        if key not in groups:
+            return _error(404, f"no person {key!r}")
+        members = self.view.find_appearance(groups[key], _track(track))
+        if members is None:
+            return _error(404, f"{groups[key].label} has no appearance {track[:40]!r}")
+        offset, limit = _paging(query)
+        return _json(200, {"track": int(track), "faces": len(members), "offset": offset,
+                           "items": [self.view.face(int(i)) for i in members[offset:offset + limit]]})
 
     # -- changes ----------------------------------------------------------------------------------------------
     def _action(self, headers: Mapping[str, str], body: bytes) -> Response:
@@ -241,7 +259,7 @@ class ReviewApp:
             return _error(503, f"the decisions could not be saved ({exc}); try again")
         return _json(200, {"ok": True, **result})
 
-    def _do(self, d: Decisions, groups: dict, req: dict) -> dict[str, Any]:
+    def _do(self, d: Decisions, groups: dict[str, Group], req: dict) -> dict[str, Any]:
         action = req["action"]
 
         def faces_of(field: str) -> list[str]:
@@ -259,6 +277,26 @@ class ReviewApp:
                 raise DecisionError(f"{field}: {len(unknown)} unknown face(s)")
             return value
 
+        def selection() -> list[str]:
+            """The faces an action is for: ``faces``, and every face of ``appearances`` (tracks) of ``person``,
+            so that a whole appearance is one action and one step of undo."""
+            faces = face_list("faces") if "faces" in req else []
+            if "appearances" in req:
+                tracks = req["appearances"]
+                if not isinstance(tracks, list) or not tracks or len(tracks) > len(self.view.faces):
+                    raise DecisionError("appearances: a list of appearances is needed")
+                key = req.get("person")
+                if not isinstance(key, str) or key not in groups:
+                    raise DecisionError("person: no such person")
+                for track in tracks:
+                    members = self.view.find_appearance(groups[key], _track(track))
+                    if members is None:
+                        raise DecisionError(f"appearances: {groups[key].label} has no appearance {track!r}")
+                    faces += [self.view.keys[i] for i in members]
+            if not faces:
+                raise DecisionError("faces: a list of faces is needed")
+            return list(dict.fromkeys(faces))
+
         if action == "rename":
             name = req.get("name")
             if not isinstance(name, str):
@@ -270,10 +308,12 @@ class ReviewApp:
             return {"person": d.merge(faces_of("keep"), faces_of("other"))}
         if action == "move":
             target = None if req.get("target") is None else faces_of("target")
-            return {"person": d.move(face_list("faces"), target)}
+            return {"person": d.move(selection(), target)}
         if action == "not_a_face":
-            d.mark_not_face(face_list("faces"))
+            d.mark_not_face(selection())
             return {}
+        if action == "hide" and ("faces" in req or "appearances" in req):  # these faces: off to a hidden person
+            return {"person": d.move(selection(), None, hidden=True)}
         if action == "hide":
             return {"person": d.hide(faces_of("person"), bool(req.get("hidden", True)))}
         if action == "cover":
@@ -282,6 +322,21 @@ class ReviewApp:
         if action == "undo":
             return {"undone": d.undo()}
         raise DecisionError(f"unknown action {action!r}")
+
+
+def _paging(query: dict[str, list[str]]) -> tuple[int, int]:
+    try:
+        return (max(0, int(query.get("offset", ["0"])[0])),
+                min(500, max(1, int(query.get("limit", ["200"])[0]))))
+    except ValueError:
+        raise DecisionError("offset and limit must be integers") from None
+
+
+def _track(value: object) -> int:
+    """An appearance's number as the page sends it (a track id: an integer, in the URL as text)."""
+    if isinstance(value, bool) or not isinstance(value, int | str) or not re.fullmatch(r"-?\d{1,18}", str(value)):
+        raise DecisionError(f"not an appearance: {str(value)[:40]!r}")
+    return int(value)
 
 
 class _Handler(BaseHTTPRequestHandler):
