@@ -21,7 +21,7 @@ from .records import FaceRecord, FaceTable, FrameInfo, SkippedInput
 from .sampling.shots import Shot, shot_of
 
 CACHE_NAME = "features.sqlite"
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: flipped descriptors, sharpness, landmarks, frame backgrounds (added to a 1 on opening)
 _NO_FRAME = -1  # photos have no frame index; SQLite primary keys cannot hold NULL reliably
 
 _SCHEMA = """
@@ -30,16 +30,20 @@ CREATE TABLE IF NOT EXISTS inputs (
     position INTEGER NOT NULL, source TEXT PRIMARY KEY, kind TEXT, status TEXT NOT NULL, reason TEXT);
 CREATE TABLE IF NOT EXISTS frames (
     source TEXT NOT NULL, frame INTEGER NOT NULL, time_s REAL, width INTEGER NOT NULL, height INTEGER NOT NULL,
-    PRIMARY KEY (source, frame));
+    background BLOB, PRIMARY KEY (source, frame));
 CREATE TABLE IF NOT EXISTS faces (
     source TEXT NOT NULL, frame INTEGER NOT NULL, time_s REAL,
     left INTEGER NOT NULL, top INTEGER NOT NULL, right INTEGER NOT NULL, bottom INTEGER NOT NULL,
     score REAL NOT NULL, face BLOB NOT NULL, cloth BLOB, face_jpg BLOB NOT NULL, body_jpg BLOB,
+    face_flip BLOB, sharpness REAL, landmarks BLOB,
     PRIMARY KEY (source, frame, left, top, right, bottom));
 CREATE TABLE IF NOT EXISTS shots (
     source TEXT NOT NULL, shot INTEGER NOT NULL, first_frame INTEGER NOT NULL, last_frame INTEGER NOT NULL,
     fps REAL NOT NULL, PRIMARY KEY (source, shot));
 """
+
+# Columns that schema 2 added at the end of a table (a schema-1 cache gets them, NULL, when opened).
+_ADDED = {"frames": ("background BLOB",), "faces": ("face_flip BLOB", "sharpness REAL", "landmarks BLOB")}
 
 # Deterministic face order: input order as given, then frame, then box. Face ids in the manifest are ranks in it.
 _FACE_ORDER = "ORDER BY i.position, f.frame, f.left, f.top, f.right, f.bottom"
@@ -67,6 +71,10 @@ def _same_settings(stored: dict[str, Any], current: dict[str, Any]) -> bool:
 _MISSING = object()
 
 
+def _blob(array: np.ndarray | None) -> bytes | None:
+    return None if array is None else np.asarray(array, np.float32).tobytes()
+
+
 class FeatureCache:
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
@@ -74,6 +82,11 @@ class FeatureCache:
         try:
             self.db = sqlite3.connect(self.path)
             self.db.executescript(_SCHEMA)
+            for table, columns in _ADDED.items():
+                have = {row[1] for row in self.db.execute(f"PRAGMA table_info({table})")}
+                for column in columns:
+                    if column.split()[0] not in have:
+                        self.db.execute(f"ALTER TABLE {table} ADD COLUMN {column}")
         except sqlite3.DatabaseError as exc:
             raise CacheError(f"{self.path}: not a usable feature cache ({exc})") from None
 
@@ -142,17 +155,16 @@ class FeatureCache:
         frame = _NO_FRAME if info.frame is None else info.frame
         with self.transaction():
             self.db.execute(
-                "INSERT OR REPLACE INTO frames VALUES (?, ?, ?, ?, ?)",
-                (info.source, frame, info.time_s, info.width, info.height),
+                "INSERT OR REPLACE INTO frames VALUES (?, ?, ?, ?, ?, ?)",
+                (info.source, frame, info.time_s, info.width, info.height, _blob(info.background)),
             )
             self.db.executemany(
-                "INSERT OR REPLACE INTO faces VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                "INSERT OR REPLACE INTO faces VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 [
                     (
-                        f.source, frame, f.time_s, *f.bbox.as_list(), f.score,
-                        f.face_embedding.astype(np.float32).tobytes(),
-                        None if f.cloth_embedding is None else f.cloth_embedding.astype(np.float32).tobytes(),
-                        f.face_jpg, f.body_jpg,
+                        f.source, frame, f.time_s, *f.bbox.as_list(), f.score, _blob(f.face_embedding),
+                        _blob(f.cloth_embedding), f.face_jpg, f.body_jpg, _blob(f.face_flip_embedding),
+                        float(f.sharpness), _blob(f.landmarks),
                     )
                     for f in faces
                 ],
@@ -193,16 +205,19 @@ class FeatureCache:
     def skipped(self) -> list[SkippedInput]:
         return [SkippedInput(i["source"], i["reason"] or "") for i in self.inputs() if i["status"] == "skipped"]
 
-    def frames(self) -> list[FrameInfo]:
+    def frames(self, background: bool = False) -> list[FrameInfo]:
+        """Every sampled frame in input order; ``background``: with its background histogram (see scenes.py)."""
         rows = self.db.execute(
-            "SELECT f.source, f.frame, f.time_s, f.width, f.height FROM frames f "
-            "JOIN inputs i ON i.source = f.source ORDER BY i.position, f.frame"
+            f"SELECT f.source, f.frame, f.time_s, f.width, f.height, {'f.background' if background else 'NULL'} "
+            "FROM frames f JOIN inputs i ON i.source = f.source ORDER BY i.position, f.frame"
         )
-        return [FrameInfo(s, None if fr == _NO_FRAME else fr, t, w, h) for s, fr, t, w, h in rows]
+        return [FrameInfo(s, None if fr == _NO_FRAME else fr, t, w, h, None if b is None else np.frombuffer(b, np.float32))
+                for s, fr, t, w, h, b in rows]
 
     def load_table(self) -> FaceTable:
         rows = self.db.execute(
-            "SELECT f.source, f.frame, f.time_s, f.left, f.top, f.right, f.bottom, f.face, f.cloth "
+            "SELECT f.source, f.frame, f.time_s, f.left, f.top, f.right, f.bottom, f.face, f.cloth, f.score, "
+            "f.face_flip, f.sharpness, f.landmarks, f.body_jpg IS NOT NULL "
             f"FROM faces f JOIN inputs i ON i.source = f.source {_FACE_ORDER}"
         ).fetchall()
         n = len(rows)
@@ -211,14 +226,27 @@ class FeatureCache:
         dim = next((c.shape[0] for c in cloth_rows if c is not None), 0)
         cloth = np.zeros((n, dim), np.float32)
         has_cloth = np.zeros(n, bool)
+        # A cache made without flipped descriptors (face.flip off, or schema 1) has none at all.
+        flip = np.zeros((n, 128), np.float32) if n and all(r[10] is not None for r in rows) else None
+        landmarks = np.full((n, 5, 2), np.nan, np.float32)
         for i, r in enumerate(rows):
             face[i] = np.frombuffer(r[7], np.float32)
             if cloth_rows[i] is not None:
                 cloth[i] = cloth_rows[i]
                 has_cloth[i] = True
+            if flip is not None:
+                flip[i] = np.frombuffer(r[10], np.float32)
+            if r[12] is not None:
+                landmarks[i] = np.frombuffer(r[12], np.float32).reshape(5, 2)
         shots: dict[str, list[Shot]] = {}
         for shot in self.shots():
             shots.setdefault(shot.source, []).append(shot)
+        backgrounds: dict[tuple[str, int], list[np.ndarray]] = {}
+        for info in self.frames(background=True):
+            if info.background is not None and info.frame is not None and info.source in shots:
+                k = int(shot_of(shots[info.source], np.array([info.frame]))[0])
+                if k >= 0:
+                    backgrounds.setdefault((info.source, k), []).append(info.background)
         frames = np.array([r[1] for r in rows], np.int64)
         sources = [r[0] for r in rows]
         shot_ids = np.full(n, -1, np.int64)
@@ -235,7 +263,29 @@ class FeatureCache:
             face=face,
             cloth=cloth,
             has_cloth=has_cloth,
+            face_flip=flip,
+            scores=np.array([r[9] for r in rows], np.float64),
+            sharpness=np.array([np.nan if r[11] is None else r[11] for r in rows], np.float64),
+            landmarks=landmarks,
+            has_body=np.array([bool(r[13]) for r in rows], bool),
+            shot_backgrounds={key: np.mean(hists, axis=0) for key, hists in backgrounds.items()},
         )
+
+    def crops(self, table: FaceTable, ids: np.ndarray) -> dict[int, tuple[bytes, bytes | None]]:
+        """(face JPEG, upper-body JPEG or None) of the faces ``ids`` of ``table`` (a table this cache loaded), by
+        their key: reading only those rows, so that rewriting a few people of a large library reads a few crops."""
+        out = {}
+        for i in np.unique(np.asarray(ids, np.int64)).tolist():
+            frame = table.frames[i]
+            row = self.db.execute(
+                "SELECT face_jpg, body_jpg FROM faces WHERE source = ? AND frame = ? AND left = ? AND top = ? "
+                "AND right = ? AND bottom = ?",
+                (table.sources[i], _NO_FRAME if frame is None else frame, *(int(v) for v in table.bboxes[i])),
+            ).fetchone()
+            if row is None:
+                raise CacheError(f"{self.path}: face {i} is no longer in the cache; run the command again")
+            out[i] = (row[0], row[1])
+        return out
 
     def iter_crops(self) -> Iterator[tuple[bytes, bytes | None]]:
         """(face JPEG, upper-body JPEG or None) per face, in the same order as :meth:`load_table`."""

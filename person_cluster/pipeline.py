@@ -37,6 +37,7 @@ from tqdm import tqdm
 from .cache import FeatureCache
 from .config import Config, DetectionConfig, FaceConfig, OutputConfig
 from .embedding.clothing import cloth_region
+from .quality import chip_sharpness
 from .errors import PersonClusterError
 from .records import FaceCandidate, Frame, FrameInfo, InputItem
 from .sampling import InputError, Shot, plan_frames, read_planned_frames, shot_detector
@@ -63,7 +64,8 @@ class FrameAnalyzer:
             bbox = det.box.clip(w, h)
             # A box can reach past the frame edge; one with (almost) nothing inside the frame has no usable crop.
             if min(bbox.width, bbox.height) >= 2:
-                out.append(FaceCandidate(det, bbox, self.align(rgb, det.box)))
+                chip = self.align(rgb, det.box)
+                out.append(FaceCandidate(det, bbox, chip, chip_sharpness(chip)))
         return out
 
 
@@ -377,10 +379,16 @@ class Extractor:
             for face, frame in zip(faces, frames, strict=True):
                 face.cloth_region = cloth_region(face.bbox, frame.width, frame.height, self.config.cloth)
         clothed = [k for k, face in enumerate(faces) if face.cloth_region is not None]
-        descriptors = face_encoder([face.chip for face in faces])
+        chips = [face.chip for face in faces]
+        if self.config.face.flip:  # one call for both: the batches stay full
+            chips += [chip[:, ::-1] for chip in chips]
+        descriptors = face_encoder(chips)
         cloth = cloth_embedder([faces[k].cloth_region.cut(frames[k].image) for k in clothed]) if clothed else []
-        for face, descriptor in zip(faces, descriptors, strict=True):
+        for face, descriptor in zip(faces, descriptors, strict=False):
             face.face_embedding = descriptor
+        if self.config.face.flip:
+            for face, descriptor in zip(faces, descriptors[len(faces):], strict=True):
+                face.face_flip_embedding = descriptor
         for k, feature in zip(clothed, cloth, strict=True):
             faces[k].cloth_embedding = feature
 
@@ -392,14 +400,17 @@ def _import_all(modules: tuple[str, ...]) -> None:
 
 
 def _encode(frames: list[tuple[Frame, list[FaceCandidate]]], output: OutputConfig,
-            frames_dir: Path | None) -> list[list[tuple[bytes, bytes]]]:
-    """(face crop, upper-body crop) JPEGs of every face of ``frames``; the frames themselves into ``frames_dir``."""
+            frames_dir: Path | None) -> tuple[list[list[tuple[bytes, bytes]]], list[np.ndarray]]:
+    """(face crop, upper-body crop) JPEGs of every face of ``frames``, and each frame's background histogram
+    (:func:`~person_cluster.scenes.background_histogram`); the frames themselves into ``frames_dir``."""
     from .outputs.crops import face_crops, write_frame
+    from .scenes import background_histogram
 
     if frames_dir is not None:
         for frame, _ in frames:
             write_frame(frames_dir, frame, output)
-    return [[face_crops(frame, face.bbox, output) for face in faces] for frame, faces in frames]
+    crops = [[face_crops(frame, face.bbox, output) for face in faces] for frame, faces in frames]
+    return crops, [background_histogram(frame.image, [face.bbox for face in faces]) for frame, faces in frames]
 
 
 class _Batch:
@@ -453,8 +464,10 @@ class _Batch:
                              [frame for frame, faces in frames for _ in faces])
         self.summary.cnn_s += time.perf_counter() - t
         t = time.perf_counter()
-        records = {id(frame): [face.record(frame, *jpgs) for face, jpgs in zip(faces, frame_crops, strict=True)]
-                   for (frame, faces), frame_crops in zip(frames, crops.result(), strict=True)}
+        jpgs, backgrounds = crops.result()
+        records = {id(frame): [face.record(frame, *jpg) for face, jpg in zip(faces, frame_jpgs, strict=True)]
+                   for (frame, faces), frame_jpgs in zip(frames, jpgs, strict=True)}
+        background = {id(frame): hist for (frame, _), hist in zip(frames, backgrounds, strict=True)}
         cache, summary = self.cache, self.summary
         with cache.transaction():
             for ev, _ in self.items:
@@ -464,7 +477,7 @@ class _Batch:
                     case FrameDecoded(frame=frame):
                         faces = records[id(frame)]
                         cache.add_frame(FrameInfo(frame.source, frame.index, frame.time_s, frame.width,
-                                                  frame.height), faces)
+                                                  frame.height, background[id(frame)]), faces)
                         summary.frames += 1
                         summary.faces += len(faces)
                     case InputEnded(position=position, item=item, error=error, shots=shots):
