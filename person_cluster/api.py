@@ -57,7 +57,7 @@ class ClusteringInput:
     Depends on the fusion, tracking and constraint settings only, so a sweep reuses it across the others."""
 
     table: FaceTable  # the faces, with the descriptors clustering uses (fusion.mirror_average)
-    tracks: Tracks
+    tracks: Tracks  # what is clustered: the tracks, cut where the user split one between people
     cannot: CannotLinks  # between faces
     distances: DenseDistances | GraphDistances  # between tracks (faces, for dbscan)
     good: np.ndarray  # (tracks,) bool: the track may form clusters (its best face passes the quality gate)
@@ -121,7 +121,10 @@ def prepare_clustering(table: FaceTable, config: Config, applied: Applied | None
     tracks = Tracks.singletons(len(table)) if baseline else link_tracks(table, config.tracking)
     cannot = CannotLinks.same_frame(table) if cc.cannot_link and not baseline else CannotLinks.none(len(table))
     if applied is not None and not baseline:
-        tracks = applied.groups(tracks)
+        # A track the user split between people is cut there; a person's faces are joined after clustering
+        # (Applied.enforce), so that a named person is compared like anyone else and draws in no one extra.
+        tracks = Tracks.by_first_face(
+            tracks.ids * (int(applied.person.max(initial=-1)) + 2) + applied.person + 1)
         i, j = applied.person_pairs()
         cannot = CannotLinks(np.concatenate([cannot.i, i]), np.concatenate([cannot.j, j]), len(table))
     features = item_features(table, tracks, config)
@@ -183,7 +186,7 @@ def cluster_table(table: FaceTable, config: Config, prepared: ClusteringInput | 
         labels = between.split(labels, prepared.distances.among)
     labels = labels[prepared.tracks.ids]
     if applied is not None:
-        labels = np.where(applied.not_face, -1, labels)
+        labels = np.where(applied.not_face, -1, applied.enforce(labels))
     table = prepared.table
     labels = postprocess(labels, table.face, table.cloth, table.has_cloth, config.postprocess,
                          prepared.cannot if len(prepared.cannot) else None,
