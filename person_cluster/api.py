@@ -255,9 +255,11 @@ def extract(inputs: list[str], out: str | Path, config: Config, overwrite: bool 
 
 
 def cluster_out(out: str | Path, config: Config | None = None) -> dict[str, Any]:
-    """Cluster the cached faces of OUT and (re)write all outputs; returns the manifest."""
+    """Cluster the cached faces of OUT and (re)write the outputs that changed; returns the manifest. People keep
+    the numbers the previous manifest gave them (see :mod:`.outputs.numbering`)."""
     from .outputs import write_outputs
-    from .review import apply_decisions
+    from .outputs.numbering import stable_numbers
+    from .review import apply_decisions, table_keys
 
     out = Path(out)
     try:
@@ -267,9 +269,33 @@ def cluster_out(out: str | Path, config: Config | None = None) -> dict[str, Any]
             applied = apply_decisions(out, table)
             prepared = prepare_clustering(table, config, applied)
             labels = cluster_table(table, config, prepared, applied)
-            return write_outputs(out, cache, table, labels, config, prepared.tracks.ids, applied)
+            previous = previous_manifest(out)
+            numbers, next_person = stable_numbers(labels, table_keys(table), previous_numbers(previous),
+                                                  int((previous or {}).get("next_person", 0)))
+            return write_outputs(out, cache, table, numbers, config, prepared.tracks.ids, applied, previous,
+                                 next_person)
     except CacheError as exc:
         raise RunError(str(exc)) from None
+
+
+def previous_manifest(out: Path) -> dict[str, Any] | None:
+    """OUT's manifest as the last clustering wrote it, or None (none yet, or unreadable: then all is rewritten)."""
+    from .layout import ManifestError, read_manifest
+
+    try:
+        return read_manifest(out)
+    except ManifestError:
+        return None
+
+
+def previous_numbers(manifest: dict[str, Any] | None) -> dict[str, int] | None:
+    """Face key -> the person number (>= 0) ``manifest`` gave it."""
+    if manifest is None:
+        return None
+    from .review import face_key
+
+    return {face_key(f["source"], f["frame"], f["bbox"]): int(f["cluster"]) for f in manifest["faces"]
+            if isinstance(f.get("cluster"), int) and f["cluster"] >= 0}
 
 
 def run(inputs: list[str], out: str | Path, config: Config, overwrite: bool = False,
