@@ -25,10 +25,10 @@ README = REPO / "README.md"
 PAGES = [README, *sorted((REPO / "docs").glob("*.md"))]
 MAX_LINES, MAX_CHARS, MAX_PICTURE_BYTES = 200, 12_000, 150_000
 
-_FENCE = re.compile(r"^(```|~~~)(\w*)\n(.*?)^\1[ \t]*$", re.M | re.S)
+_FENCE = re.compile(r"^(```|~~~)(\w*)\n(.*?)^\1[ \t]*$", re.MULTILINE | re.DOTALL)
 _LINK = re.compile(r"!?\[(?:[^\]\[]|\[[^\]]*\])*\]\(([^)\s]+)(?:\s+\"[^\"]*\")?\)")
-_CODE_SPAN = re.compile(r"(`+)(.+?)\1", re.S)
-_HEADING = re.compile(r"^#{1,6}[ \t]+(.+?)[ \t#]*$", re.M)
+_CODE_SPAN = re.compile(r"(`+)(.+?)\1", re.DOTALL)
+_HEADING = re.compile(r"^#{1,6}[ \t]+(.+?)[ \t#]*$", re.MULTILINE)
 
 
 def _rel(path: Path) -> str:
