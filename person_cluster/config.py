@@ -76,7 +76,7 @@ class DetectionConfig:
     score_threshold: float | None = None  # null: the model's default (centerface 0.5; hog/cnn dlib's 0.0)
     upsample: int = 1  # hog/cnn: dlib upsampling passes: 1 finds faces down to ~40 px, 0 only from ~80 px
     upsample_with: str = "opencv"  # hog: "opencv" doubles the frame with OpenCV (faster), "dlib" with pyramid_up
-    grayscale: bool = False  # hog: scan the luma image (a third faster; see README for its recall)
+    grayscale: bool = False  # hog: scan the luma image (a third faster; its recall: docs/speed.md)
 
     def validate(self) -> None:
         from .detection import DETECTORS
@@ -233,7 +233,7 @@ class ClusteringConfig:
     rank_neighbors: int = 20  # rank-order: length of each face's neighbour list (Zhu et al.'s K)
     rank_threshold: float = 14.0  # rank-order: merge when the rank-order distance is below this ...
     rank_normalized_threshold: float = 1.0  # ... and the normalised (local density) distance below this
-    # Above this many faces, distances come from a k-nearest-neighbour graph (faiss HNSW) instead of all pairs:
+    # Above this many faces, distances come from a k-nearest-neighbour graph (faiss IVF) instead of all pairs:
     # memory O(n k) instead of O(n^2).
     dense_max_faces: int = 20000
     knn_neighbors: int = 32

