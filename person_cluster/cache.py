@@ -47,6 +47,9 @@ _ADDED = {"frames": ("background BLOB",), "faces": ("face_flip BLOB", "sharpness
 
 # Deterministic face order: input order as given, then frame, then box. Face ids in the manifest are ranks in it.
 _FACE_ORDER = "ORDER BY i.position, f.frame, f.left, f.top, f.right, f.bottom"
+# What clustering reads: inputs that were read to the end (or skipped, keeping the frames read before the problem);
+# an input still 'running' is one whose extraction was interrupted, which the same command resumes.
+_FINISHED = "i.status IN ('done', 'skipped')"
 
 
 class CacheError(PersonClusterError, RuntimeError):
@@ -124,6 +127,10 @@ class FeatureCache:
         stored = self.get_meta("extraction")
         if stored is not None and (not _same_settings(stored.get("extraction") or {}, extraction)
                                    or (check_cloth and stored.get("cloth_model") != cloth_model)):
+            old = stored.get("extraction") or {}
+            if _same_settings({**old, "inputs": None}, {**extraction, "inputs": None}):
+                raise CacheError(f"{self.path.parent} holds a run of other inputs; `person-cluster add "
+                                 f"{self.path.parent} INPUT...` adds these to it (or use another OUT, or --overwrite)")
             raise CacheError(
                 f"{self.path} holds features extracted with other settings; use another OUT or --overwrite"
             )
@@ -134,6 +141,35 @@ class FeatureCache:
         if self.get_meta("extraction") is None:
             self.set_meta("schema_version", SCHEMA_VERSION)
             self.set_meta("extraction", {"extraction": extraction, "cloth_model": cloth_model})
+
+    def add_inputs(self, inputs: list[str]) -> None:
+        """Record ``inputs`` (as the user named them) beside those the cache was filled from, so that extraction
+        may add them (``person-cluster add``); already recorded ones are not repeated."""
+        stored = self.get_meta("extraction")
+        if stored is None:
+            return
+        extraction = dict(stored.get("extraction") or {})
+        known = list(extraction.get("inputs") or [])
+        extraction["inputs"] = known + [i for i in inputs if i not in known]
+        self.set_meta("extraction", {**stored, "extraction": extraction})
+
+    def next_position(self) -> int:
+        """The input position after every input recorded (new inputs come after the old in face order)."""
+        row = self.db.execute("SELECT MAX(position) FROM inputs").fetchone()
+        return 0 if row[0] is None else int(row[0]) + 1
+
+    def remove_sources(self, sources: list[str], inputs: list[str]) -> None:
+        """Take ``sources`` out (their faces, frames, shots and input rows) and ``inputs`` (as the user named them)
+        out of the recorded inputs, in one transaction."""
+        with self.transaction():
+            for table in ("faces", "frames", "shots", "inputs"):
+                self.db.executemany(f"DELETE FROM {table} WHERE source = ?", [(s,) for s in sources])
+            stored = self.get_meta("extraction")
+            if stored is not None:
+                extraction = dict(stored.get("extraction") or {})
+                extraction["inputs"] = [i for i in extraction.get("inputs") or [] if i not in inputs]
+                self.db.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)",
+                                ("extraction", json.dumps({**stored, "extraction": extraction}, sort_keys=True)))
 
     # -- writing ----------------------------------------------------------------------------------------------
     @contextmanager
@@ -180,7 +216,7 @@ class FeatureCache:
     def shots(self) -> list[Shot]:
         """Every video's shots, in input order."""
         rows = self.db.execute("SELECT s.source, s.shot, s.first_frame, s.last_frame, s.fps FROM shots s "
-                               "JOIN inputs i ON i.source = s.source ORDER BY i.position, s.shot")
+                               f"JOIN inputs i ON i.source = s.source WHERE {_FINISHED} ORDER BY i.position, s.shot")
         return [Shot(*r) for r in rows]
 
     def set_input(self, position: int, source: str, kind: str | None, status: str, reason: str | None = None) -> None:
@@ -209,7 +245,7 @@ class FeatureCache:
         """Every sampled frame in input order; ``background``: with its background histogram (see scenes.py)."""
         rows = self.db.execute(
             f"SELECT f.source, f.frame, f.time_s, f.width, f.height, {'f.background' if background else 'NULL'} "
-            "FROM frames f JOIN inputs i ON i.source = f.source ORDER BY i.position, f.frame"
+            f"FROM frames f JOIN inputs i ON i.source = f.source WHERE {_FINISHED} ORDER BY i.position, f.frame"
         )
         return [FrameInfo(s, None if fr == _NO_FRAME else fr, t, w, h, None if b is None else np.frombuffer(b, np.float32))
                 for s, fr, t, w, h, b in rows]
@@ -218,7 +254,7 @@ class FeatureCache:
         rows = self.db.execute(
             "SELECT f.source, f.frame, f.time_s, f.left, f.top, f.right, f.bottom, f.face, f.cloth, f.score, "
             "f.face_flip, f.sharpness, f.landmarks, f.body_jpg IS NOT NULL "
-            f"FROM faces f JOIN inputs i ON i.source = f.source {_FACE_ORDER}"
+            f"FROM faces f JOIN inputs i ON i.source = f.source WHERE {_FINISHED} {_FACE_ORDER}"
         ).fetchall()
         n = len(rows)
         face = np.zeros((n, 128), np.float32)
@@ -290,7 +326,8 @@ class FeatureCache:
     def iter_crops(self) -> Iterator[tuple[bytes, bytes | None]]:
         """(face JPEG, upper-body JPEG or None) per face, in the same order as :meth:`load_table`."""
         rows = self.db.execute(
-            f"SELECT f.face_jpg, f.body_jpg FROM faces f JOIN inputs i ON i.source = f.source {_FACE_ORDER}"
+            f"SELECT f.face_jpg, f.body_jpg FROM faces f JOIN inputs i ON i.source = f.source WHERE {_FINISHED} "
+            f"{_FACE_ORDER}"
         )
         yield from rows
 
