@@ -73,6 +73,11 @@ def _same_file(a: str, b: str) -> bool:
     return a == b or os.path.realpath(a) == os.path.realpath(b)
 
 
+def _place(source: str) -> str:
+    """A path as it names a file from here (no file system access: a library holds 100,000 photos)."""
+    return os.path.normcase(os.path.abspath(source))
+
+
 def add(out: str | Path, inputs: list[str], overrides: list[str] | None = None,
         progress: bool = True) -> tuple[dict[str, Any], AddSummary]:
     """Add ``inputs`` to the library in OUT: extract the new ones and cluster them against OUT's people; returns
@@ -82,11 +87,11 @@ def add(out: str | Path, inputs: list[str], overrides: list[str] | None = None,
     with cache:
         config = _config(stored, overrides)
         items, skipped = discover_inputs(inputs, config.sampling)
-        finished = [i["source"] for i in cache.inputs() if i["status"] in ("done", "skipped")]
+        finished = {_place(i["source"]) for i in cache.inputs() if i["status"] in ("done", "skipped")}
         summary = AddSummary(skipped=[(s.source, s.reason) for s in skipped])
         new = []
         for item in items:
-            if any(_same_file(item.source, f) for f in finished):
+            if _place(item.source) in finished:
                 summary.already.append(item.source)
             else:
                 new.append(item)
@@ -150,7 +155,11 @@ def _recluster(out: Path, cache: FeatureCache, config: Config, previous: dict[st
             summary.joined = {str(k): v for k, v in report.joined.items()}
     else:
         labels, tracks = fixed, link_tracks(table, config.tracking)
-    manifest = write_outputs(out, cache, table, labels, config, tracks.ids, applied, previous, next_person)
+    from .outputs import PLOT_MAX_POINTS
+
+    # A large library's map is not redrawn for every change: t-SNE of its sample costs more than the rest.
+    manifest = write_outputs(out, cache, table, labels, config, tracks.ids, applied, previous, next_person,
+                             replot=len(table) <= PLOT_MAX_POINTS)
     if summary is not None:
         folder = {c["id"]: Path(c["folder"]).name for c in manifest["clusters"]}
         summary.joined = {folder.get(int(k), k): v for k, v in summary.joined.items()}

@@ -37,8 +37,8 @@ from tqdm import tqdm
 from .cache import FeatureCache
 from .config import Config, DetectionConfig, FaceConfig, OutputConfig
 from .embedding.clothing import cloth_region
-from .quality import chip_sharpness
 from .errors import PersonClusterError
+from .quality import chip_sharpness
 from .records import FaceCandidate, Frame, FrameInfo, InputItem
 from .sampling import InputError, Shot, plan_frames, read_planned_frames, shot_detector
 

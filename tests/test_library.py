@@ -53,7 +53,33 @@ def _cli(*args: str) -> subprocess.CompletedProcess:
                           timeout=600, check=False)
 
 
-def test_add_keeps_numbers_names_and_decisions_and_remove_takes_it_back(kitchen):
+def _written_from_scratch_equals(out: Path, tmp_path: Path) -> None:
+    """OUT's outputs, written piecemeal by add/remove/name, are what writing them all anew gives."""
+    from person_cluster.cache import FeatureCache
+    from person_cluster.outputs import write_outputs
+    from person_cluster.review import apply_decisions
+
+    fresh = tmp_path / "fresh"
+    shutil.rmtree(fresh, ignore_errors=True)
+    shutil.copytree(out, fresh)
+    for name in ("people", "montages", "annotations", "timelines", "cast.csv"):
+        shutil.rmtree(fresh / name) if (fresh / name).is_dir() else (fresh / name).unlink(missing_ok=True)
+    m = _manifest(out)
+    with FeatureCache.open_existing(fresh / "features.sqlite") as cache:
+        table = cache.load_table()
+        again = write_outputs(fresh, cache, table, np.array([f["cluster"] for f in m["faces"]]),
+                              Config.from_dict(m["config"]), np.array([f["track"] for f in m["faces"]]),
+                              apply_decisions(fresh, table), None, m["next_person"], replot=False)
+    assert again == m
+    def outputs(root: Path) -> dict[Path, bytes]:
+        return {p.relative_to(root): p.read_bytes() for p in root.rglob("*") if p.is_file()
+                and (p.relative_to(root).parts[0] in ("people", "montages", "annotations", "timelines")
+                     or p.name == "cast.csv")}
+
+    assert outputs(fresh) == outputs(out)
+
+
+def test_add_keeps_numbers_names_and_decisions_and_remove_takes_it_back(kitchen, tmp_path):
     before = _manifest(kitchen)
     rachel = before["cast"][0]["cluster"]
     library.name(kitchen, f"person_{rachel:03d}", "Rachel")
@@ -77,12 +103,14 @@ def test_add_keeps_numbers_names_and_decisions_and_remove_takes_it_back(kitchen)
     assert {f["cluster"] for f in new if f["cluster"] >= 0}.isdisjoint({c["id"] for c in named["clusters"]})
     assert manifest["next_person"] > named["next_person"]
     assert json.loads((kitchen / "run.json").read_text())["people_kept"] >= len(named["clusters"]) - 1
+    _written_from_scratch_equals(kitchen, tmp_path)
 
     manifest, removed = library.remove(kitchen, [_clip(HAMILTON)])
     assert removed == [_clip(HAMILTON)]
     assert [(f["id"], f["cluster"]) for f in manifest["faces"]] == [
         (f["id"], NOT_A_FACE if f["id"] == odd["id"] else f["cluster"]) for f in named["faces"]]
     assert not [p for p in (kitchen / "frames").iterdir() if "short_hamilton" in p.name]
+    _written_from_scratch_equals(kitchen, tmp_path)
     # A full re-clustering afterwards applies every decision as before.
     full = api.cluster_out(kitchen)
     assert {c["id"]: c["name"] for c in full["clusters"]}[rachel] == "Rachel"

@@ -58,7 +58,7 @@ def test_clustering_again_rewrites_nothing_and_restores_what_is_missing(lfw12_ru
 
 def test_a_clustering_killed_while_writing_leaves_a_manifest_whose_files_are_all_there(lfw12_run, tmp_path,
                                                                                       monkeypatch):
-    import person_cluster.outputs as outputs
+    from person_cluster import outputs
 
     out = _copy(lfw12_run, tmp_path)
     old = json.loads((out / "manifest.json").read_text())

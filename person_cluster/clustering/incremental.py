@@ -128,15 +128,12 @@ def _clear_match(fusion: Fusion, members: np.ndarray, people: np.ndarray, item_l
     """The person (number) the cluster ``members`` is clearly: see the module docstring; None if no one."""
     if len(people) == 0:
         return None
-    d = _distances(fusion, members, people)
     labels = item_label[people]
-    persons = np.unique(labels)
+    order = np.argsort(labels, kind="stable")
+    persons, starts = np.unique(labels[order], return_index=True)
+    d = _distances(fusion, members, people[order])
     # Per person: the mean over the cluster's items of the distance to the person's nearest item.
-    nearest = np.full((len(members), len(persons)), np.inf)
-    column = np.searchsorted(persons, labels)
-    for k in range(len(persons)):
-        nearest[:, k] = d[:, column == k].min(axis=1)
-    score = nearest.mean(axis=0)
+    score = np.minimum.reduceat(d, starts, axis=1).mean(axis=0)
     order = np.argsort(score, kind="stable")
     d1 = score[order[0]]
     d2 = score[order[1]] if len(order) > 1 else np.inf

@@ -15,7 +15,8 @@ import matplotlib
 import numpy as np
 from matplotlib.figure import Figure
 
-MAX_POINTS = 2000
+from . import PLOT_MAX_POINTS as MAX_POINTS
+
 _LABELLED = 40  # the largest people get their number written on the map
 
 
