@@ -82,7 +82,7 @@ def test_a_track_ends_where_two_faces_could_continue_it():
 def test_a_track_whose_halves_are_two_people_is_split_where_they_change():
     rng = np.random.default_rng(5)
     a, b = _unit(rng, 2)
-    noisy = lambda v: l2_normalize((v + 0.02 * rng.normal(size=128))[None].astype(np.float32))[0]  # noqa: E731
+    noisy = lambda v: l2_normalize((v + 0.02 * rng.normal(size=128))[None].astype(np.float32))[0]
     face = np.array([noisy(a) for _ in range(5)] + [noisy(b) for _ in range(4)])
     assert split_inconsistent(Tracks(np.zeros(9, np.int64)), face, 0.4).ids.tolist() == [0] * 5 + [1] * 4
     assert split_inconsistent(Tracks(np.zeros(9, np.int64)), np.array([noisy(a) for _ in range(9)]),
