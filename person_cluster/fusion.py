@@ -88,6 +88,27 @@ class Fusion:
             out[s:s + len(a)] = self._combine(d_face, d_cloth, valid)
         return out
 
+    def cross(self, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
+        """(len(rows), len(cols)) fused distances between two sets of items, by matrix products: for the few
+        items an ``add`` brings against every item of a library."""
+        def dist(x: np.ndarray) -> np.ndarray:
+            a, b = x[rows].astype(np.float64), x[cols].astype(np.float64)
+            sq = (a * a).sum(1)[:, None] + (b * b).sum(1)[None] - 2 * a @ b.T
+            return np.sqrt(np.maximum(sq, 0.0))
+
+        d_face = dist(self.face)
+        if not self.uses_cloth:
+            return self.face_weight * d_face
+        valid = self.has_cloth[rows][:, None] & self.has_cloth[cols][None]
+        if self.group is not None:
+            g = self.group
+            valid &= g[rows][:, None] == g[cols][None]
+            if self.cloth_window is not None:
+                gap = (np.maximum(self.start[rows][:, None], self.start[cols][None])
+                       - np.minimum(self.end[rows][:, None], self.end[cols][None]))
+                valid &= (g[rows][:, None] < 0) | (gap <= self.cloth_window)
+        return self._combine(d_face, dist(self.cloth), valid)
+
     def _combine(self, d_face: np.ndarray, d_cloth: np.ndarray, valid: np.ndarray | bool) -> np.ndarray:
         d_cloth = np.where(valid, d_cloth, d_face)
         return np.sqrt((self.face_weight * d_face) ** 2 + (self.cloth_weight * d_cloth) ** 2)

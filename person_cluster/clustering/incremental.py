@@ -110,16 +110,9 @@ def _subset(fusion: Fusion, idx: np.ndarray) -> Fusion:
                                end=pick(fusion.end))
 
 
-def _distances(fusion: Fusion, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
-    """(len(rows), len(cols)) fused distances."""
-    i = np.repeat(rows, len(cols))
-    j = np.tile(cols, len(rows))
-    return fusion.pairs(i, j).reshape(len(rows), len(cols))
-
-
 def _nearest(fusion: Fusion, rows: np.ndarray, cols: np.ndarray, block: int = 256) -> np.ndarray:
     """Each of ``rows``' distance to its nearest item in ``cols``, in blocks of rows."""
-    return np.concatenate([_distances(fusion, rows[s:s + block], cols).min(axis=1)
+    return np.concatenate([fusion.cross(rows[s:s + block], cols).min(axis=1)
                            for s in range(0, len(rows), block)]) if len(rows) else np.zeros(0)
 
 
@@ -131,7 +124,7 @@ def _clear_match(fusion: Fusion, members: np.ndarray, people: np.ndarray, item_l
     labels = item_label[people]
     order = np.argsort(labels, kind="stable")
     persons, starts = np.unique(labels[order], return_index=True)
-    d = _distances(fusion, members, people[order])
+    d = fusion.cross(members, people[order])
     # Per person: the mean over the cluster's items of the distance to the person's nearest item.
     score = np.minimum.reduceat(d, starts, axis=1).mean(axis=0)
     order = np.argsort(score, kind="stable")

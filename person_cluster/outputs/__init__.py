@@ -131,9 +131,10 @@ def write_outputs(out: Path, cache: FeatureCache, table: FaceTable, labels: np.n
     folders = people_folders(labels, {c: p.name for c, p in people.items() if p.name})
     persons = [Person(int(label), folders[int(label)], np.flatnonzero(labels == label))
                for label in np.unique(labels)]
-    unchanged = _unchanged(out, persons, previous, config)
+    existing = _listing(out / "people")
+    unchanged = _unchanged(out, persons, previous, config, existing)
     changed = [p for p in persons if p.label not in unchanged]
-    present = _present(out, table, labels, folders, previous)
+    present = _present(table, labels, folders, previous, existing)
     needed = [np.concatenate([p.faces[~np.isin(p.faces, list(present))],
                               p.faces[pick_evenly(len(p.faces), config.output.montage_max_faces)]]) for p in changed]
     crops = cache.crops(table, np.concatenate(needed) if needed else np.zeros(0, np.int64))
@@ -195,46 +196,60 @@ def write_outputs(out: Path, cache: FeatureCache, table: FaceTable, labels: np.n
 def manifest_json(manifest: dict[str, Any]) -> str:
     """The manifest as JSON with one face, frame, track ... per line: readable and diffable, and written by json's
     C encoder (``indent`` makes json fall back to Python: 6 s for LFW's 16,000 faces)."""
+    encode = json.JSONEncoder(ensure_ascii=False, check_circular=False).encode  # one encoder: dumps builds one a call
     parts = []
     for key, value in manifest.items():
         if isinstance(value, list) and value:
-            items = ",\n  ".join(json.dumps(v, ensure_ascii=False) for v in value)
-            parts.append(f"{json.dumps(key)}: [\n  {items}\n ]")
+            items = ",\n  ".join(map(encode, value))
+            parts.append(f"{encode(key)}: [\n  {items}\n ]")
         else:
-            parts.append(f"{json.dumps(key)}: {json.dumps(value, ensure_ascii=False)}")
+            parts.append(f"{encode(key)}: {encode(value)}")
     return "{\n " + ",\n ".join(parts) + "\n}\n"
 
 
-def _present(out: Path, table: FaceTable, labels: np.ndarray, folders: dict[int, str],
-             previous: dict[str, Any] | None) -> set[int]:
-    """Faces whose crop the previous manifest put where this one does, for the same face: the file is right."""
+def _listing(people: Path) -> dict[str, set[str]]:
+    """Folder -> the files in it, under people/ (one directory read per person, not one stat per face)."""
+    out: dict[str, set[str]] = {}
+    if people.is_dir():
+        for folder in os.scandir(people):
+            if folder.is_dir(follow_symlinks=False):
+                out[folder.name] = {e.name for e in os.scandir(folder.path) if e.is_file(follow_symlinks=False)}
+    return out
+
+
+def _present(table: FaceTable, labels: np.ndarray, folders: dict[int, str], previous: dict[str, Any] | None,
+             existing: dict[str, set[str]]) -> set[int]:
+    """Faces whose crop the previous manifest put where this one does, for the same face, and which is there: the
+    file is right."""
     if not previous:
         return set()
-    from ..review import face_key
-
-    before = {int(f["id"]): (f["crop"], face_key(f["source"], f["frame"], f["bbox"])) for f in previous["faces"]}
-    out_set = set()
+    before = {int(f["id"]): f for f in previous["faces"]}
+    out = set()
     for i, (source, frame, box, label) in enumerate(zip(table.sources, table.frames, table.bboxes, labels.tolist())):
         old = before.get(i)
-        if old is not None and old[0] == crop_path(i, folders[label]) and old[1] == face_key(source, frame, box):
-            out_set.add(i)
-    return {i for i in out_set if (out / before[i][0]).is_file()}
+        if (old is not None and old["crop"] == crop_path(i, folders[label]) and old["source"] == source
+                and old["frame"] == frame and old["bbox"] == box.tolist()
+                and face_file(i) in existing.get(folders[label], ())):
+            out.add(i)
+    return out
 
 
-def _unchanged(out: Path, persons: list[Person], previous: dict[str, Any] | None, config: Config) -> set[int]:
+def _unchanged(out: Path, persons: list[Person], previous: dict[str, Any] | None, config: Config,
+               existing: dict[str, set[str]]) -> set[int]:
     """Labels of the people whose folder and faces are those of ``previous``, drawn with the same output settings,
-    and whose files are all there."""
+    and whose folder holds exactly their crops (and whose montage is there)."""
     if not previous or previous.get("config", {}).get("output") != config.to_dict()["output"]:
         return set()
     before: dict[str, list[int]] = {}
     for f in previous.get("faces", []):
         before.setdefault(Path(f["crop"]).parent.name, []).append(int(f["id"]))
+    montages = {e.name for e in os.scandir(out / "montages")} if (out / "montages").is_dir() else set()
     keep = set()
     for p in persons:
-        if before.get(p.folder) == p.faces.tolist() and (out / p.montage).is_file():
-            folder = out / "people" / p.folder
-            if all((folder / face_file(i)).is_file() for i in p.faces.tolist()):
-                keep.add(p.label)
+        faces = p.faces.tolist()
+        if (before.get(p.folder) == faces and f"{p.folder}.jpg" in montages
+                and existing.get(p.folder) == {face_file(i) for i in faces}):
+            keep.add(p.label)
     return keep
 
 
@@ -348,9 +363,9 @@ def _write_annotations(root: Path, table: FaceTable, labels: np.ndarray, frames:
                        folders: dict[int, str], config: Config, previous: dict[str, Any] | None = None
                        ) -> list[dict[str, Any]]:
     """One YOLO label file per sampled frame (empty when it has no face), written where its content changed.
-    Classes: 'unassigned' first where some faces are in no one's cluster (so a detector trained on the set is not
-    taught that those faces are background), then the people in number order, so that people added to a library
-    (new numbers come last) change no one else's class; what the user marked as not a face gets no label."""
+    Classes: 'unassigned' first, for the faces in no one's cluster (so a detector trained on the set is not taught
+    that those faces are background), then the people in number order, so that people added to a library (new
+    numbers come last) change no one else's class; what the user marked as not a face gets no label."""
     ann = root / "annotations"
     ann.mkdir(exist_ok=True)
     order = _class_order(labels.tolist())
@@ -361,9 +376,11 @@ def _write_annotations(root: Path, table: FaceTable, labels: np.ndarray, frames:
     for i, key in enumerate(zip(table.sources, table.frames)):
         by_frame.setdefault(key, []).append(i)
     before = _previous_classes(previous)
+    # Frame stems hash their source (80 us a frame): the previous manifest has them for the frames it had.
+    stems = {(fr["source"], fr["frame"]): Path(fr["labels"]).stem for fr in (previous or {}).get("frames", [])}
     out = []
     for info in frames:
-        stem = frame_stem(info.source, info.frame)
+        stem = stems.get((info.source, info.frame)) or frame_stem(info.source, info.frame)
         faces = by_frame.get((info.source, info.frame), [])
         lines = [yolo_line(class_of[int(labels[i])], table.bboxes[i], info.width, info.height)
                  for i in faces if labels[i] != NOT_A_FACE]
@@ -387,8 +404,9 @@ def _write_annotations(root: Path, table: FaceTable, labels: np.ndarray, frames:
 
 
 def _class_order(labels: list[int]) -> list[int]:
-    """The labels that are YOLO classes, in class order: unassigned (-1) first if any, then people by number."""
-    return ([-1] if -1 in labels else []) + sorted({c for c in labels if c >= 0})
+    """The labels that are YOLO classes, in class order: unassigned (-1) first, whether or not a face is (so
+    that the first unassigned face of a library shifts no class), then the people by number; none without faces."""
+    return ([-1] if labels else []) + sorted({c for c in labels if c >= 0})
 
 
 def _box_key(table: FaceTable, i: int) -> tuple:

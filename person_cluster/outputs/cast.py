@@ -119,8 +119,11 @@ def build_cast(table: FaceTable, labels: np.ndarray, tracks: np.ndarray, shots: 
     representative faces already chosen (label -> face id), for people whose faces did not change."""
     spans = screen_spans(table.sources, table.times, table.shots, labels, tracks, shots, sampling)
     members: list[CastMember] = []
-    for label in sorted(set(labels[labels >= 0].tolist())):
-        idx = np.flatnonzero(labels == label)
+    assigned = np.flatnonzero(labels >= 0)
+    order = assigned[np.argsort(labels[assigned], kind="stable")]  # each person's faces, in face order
+    bounds = np.flatnonzero(np.diff(labels[order])) + 1
+    for idx in (np.split(order, bounds) if len(order) else []):
+        label = int(labels[idx[0]])
         in_videos = [i for i in idx if table.frames[i] is not None]
         seconds = sum(end - start for per in spans.get(label, {}).values() for start, end in per)
         first, last = int(idx[0]), int(idx[-1])
@@ -132,7 +135,7 @@ def build_cast(table: FaceTable, labels: np.ndarray, tracks: np.ndarray, shots: 
             shots=len({(table.sources[i], int(table.shots[i])) for i in in_videos if table.shots[i] >= 0}),
             first_source=table.sources[first], first_time_s=table.times[first],
             last_source=table.sources[last], last_time_s=table.times[last],
-            cover_face=(covers or {}).get(label) if (covers or {}).get(label) in set(idx.tolist())
+            cover_face=covers[label] if label in (covers or {}) and labels[covers[label]] == label
             else representative_face(idx, table, crop_of),
         ))
     members.sort(key=lambda m: (-(m.screen_time_s or 0.0), -m.faces, m.cluster))
