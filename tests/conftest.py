@@ -59,9 +59,10 @@ def write_video(path: Path, frames: list[np.ndarray], fps: float = 10.0) -> Path
     return path
 
 
-def write_h264(path: Path, frames: list[np.ndarray], fps: int = 10, times_ms: list[int] | None = None) -> Path:
+def write_h264(path: Path, frames: list[np.ndarray], fps: int = 10, times_ms: list[int] | None = None,
+               gop: int | None = None) -> Path:
     """H.264 with three B-frames between reference frames, as most real video has; ``times_ms`` gives each frame
-    its own timestamp (a variable frame rate)."""
+    its own timestamp (a variable frame rate); ``gop``: a keyframe every that many frames (x264's default: 250)."""
     import av
 
     h, w = frames[0].shape[:2]
@@ -69,7 +70,8 @@ def write_h264(path: Path, frames: list[np.ndarray], fps: int = 10, times_ms: li
         stream = out.add_stream("libx264", rate=fps)
         stream.width, stream.height, stream.pix_fmt = w, h, "yuv420p"
         stream.codec_context.time_base = Fraction(1, 1000)
-        stream.options = {"crf": "18", "x264-params": "bframes=3:b-adapt=0"}  # B-frames even in still scenes
+        params = "bframes=3:b-adapt=0" + (f":keyint={gop}:min-keyint={gop}:scenecut=0" if gop else "")
+        stream.options = {"crf": "18", "x264-params": params}  # B-frames even in still scenes
         for i, img in enumerate(frames):
             frame = av.VideoFrame.from_ndarray(img, format="bgr24")
             frame.pts, frame.time_base = (times_ms[i] if times_ms else i * 1000 // fps), Fraction(1, 1000)
