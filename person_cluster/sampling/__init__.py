@@ -15,8 +15,17 @@ from ..records import Frame, InputItem
 from .images import read_image
 from .inputs import InputError, discover_inputs
 from .shots import Shot, ShotDetector, shot_of
-from .video import (Span, VideoError, VideoInfo, check_frames_read, plan_chunks, probe_video, read_video_frames,
-                    sample_indices, scene_indices)
+from .video import (
+    Span,
+    VideoError,
+    VideoInfo,
+    check_frames_read,
+    plan_chunks,
+    probe_video,
+    read_video_frames,
+    sample_indices,
+    scene_indices,
+)
 
 __all__ = [
     "FramePlan",
