@@ -123,12 +123,15 @@ class Decisions:
             self._assign([f for f in other if self._owner(f) is None], person)
         return person
 
-    def move(self, faces: list[str], target: list[str] | None) -> int:
-        """``faces`` belong to the person ``target`` shows, or to a new (unnamed) person when None: a split."""
+    def move(self, faces: list[str], target: list[str] | None, hidden: bool = False) -> int:
+        """``faces`` belong to the person ``target`` shows, or to a new (unnamed) person when None: a split; a
+        hidden one with ``hidden`` (faces the user does not want to name, out of the way)."""
         if not faces:
             raise DecisionError("no faces selected")
-        with self._action("move"):
+        with self._action("hide" if hidden and target is None else "move"):
             person = self._new_person() if target is None else self._person_of(target)
+            if hidden and target is None:
+                self.db.execute("UPDATE people SET hidden = 1 WHERE id = ?", (person,))
             self.db.execute(f"DELETE FROM not_faces WHERE face IN ({','.join('?' * len(faces))})", faces)
             self._assign(faces, person, replace=True)
         return person

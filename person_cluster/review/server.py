@@ -6,6 +6,9 @@ server only carries bytes. Its rules:
 
 - files: only images under ``people/``, ``montages/`` and ``timelines/`` of OUT, checked after resolving (``..``,
   absolute paths, encoded slashes and symlinks that lead out are refused with 404);
+- inputs: ``/input/<n>`` is the n-th of the manifest's inputs, a video or a photo the run read (the player plays
+  it); the client names a number, never a path. Byte ranges as RFC 9110 says (:func:`byte_range`), streamed from
+  the file; a video that moved or cannot be read is a 404 with one line;
 - changes: ``POST /api/action`` with the page's per-session token in ``X-Review-Token`` and, when the browser sends
   one, an ``Origin`` of this server; anything else is refused with 403, so another site cannot act for the user;
 - malformed requests get a 4xx with a one-line message; a decision is one transaction (see :mod:`.decisions`).
@@ -15,17 +18,23 @@ from __future__ import annotations
 
 import json
 import logging
+import mimetypes
+import os
+import re
 import secrets
+import sqlite3
+import stat
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from email.utils import formatdate
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 from urllib.parse import parse_qs, unquote, urlsplit
 
 from .decisions import DecisionError, Decisions
-from .view import ReviewView
+from .view import Group, ReviewView
 
 log = logging.getLogger(__name__)
 
@@ -36,11 +45,23 @@ _TYPES = {".jpg": "image/jpeg", ".png": "image/png", ".js": "text/javascript; ch
 _STATIC = ("app.js", "app.css")
 
 
+MAX_RANGES = 16  # more byte ranges in one Range header than a player ever sends: refused (RFC 9110 14.2)
+MAX_RANGE_HEADER = 1000  # characters
+_RANGE_SPEC = re.compile(r"([0-9]+)-([0-9]*)|-([0-9]+)")
+_TOKEN = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
+
+
 @dataclass
 class Response:
     status: int
-    body: bytes
+    body: bytes = b""
     content_type: str = "application/json"
+    headers: dict[str, str] = field(default_factory=dict)
+    # An input file's bytes [start, start + length), streamed by the server instead of ``body``; the receiver of
+    # the Response closes it.
+    file: BinaryIO | None = None
+    start: int = 0
+    length: int = 0
 
 
 def _json(status: int, value: Any) -> Response:
@@ -49,6 +70,44 @@ def _json(status: int, value: Any) -> Response:
 
 def _error(status: int, message: str) -> Response:
     return _json(status, {"error": message})
+
+
+class Unsatisfiable(ValueError):
+    """A Range header that is malformed, asks for too many ranges or for none inside the file: 416."""
+
+
+def byte_range(value: str | None, size: int) -> tuple[int, int] | None:
+    """The one byte range ``(first, last)``, inclusive, that a Range header asks of a file of ``size`` bytes
+    (RFC 9110 14.1.2: ``bytes=a-b``, ``bytes=a-``, ``bytes=-suffix``; a last position past the end is the end).
+    None: send the whole file, for no Range, another range unit (which a server must ignore) or several ranges (a
+    server may ignore the field, and players never ask for several). Raises :class:`Unsatisfiable` for a header
+    that is malformed (``bytes=5-2``, garbage), asks for more than :data:`MAX_RANGES` ranges or none that starts
+    inside the file. ``http.server`` does no ranges, and this is all the server needs of them."""
+    if value is None:
+        return None
+    if len(value) > MAX_RANGE_HEADER:
+        raise Unsatisfiable("Range header too long")
+    unit, eq, ranges = value.partition("=")
+    if not eq or not _TOKEN.fullmatch(unit.strip()):
+        raise Unsatisfiable("malformed Range header")
+    if unit.strip().lower() != "bytes":
+        return None
+    specs = [s.strip() for s in ranges.split(",") if s.strip()]  # a list may hold empty elements
+    if not specs or len(specs) > MAX_RANGES:
+        raise Unsatisfiable(f"a Range header needs 1 to {MAX_RANGES} byte ranges")
+    wanted = []
+    for spec in specs:
+        m = _RANGE_SPEC.fullmatch(spec)
+        if m is None or (m[2] and int(m[2]) < int(m[1])):
+            raise Unsatisfiable(f"malformed byte range {spec[:40]!r}")
+        if m[3] is not None:  # the last n bytes
+            if int(m[3]) > 0 and size > 0:
+                wanted.append((max(0, size - int(m[3])), size - 1))
+        elif int(m[1]) < size:
+            wanted.append((int(m[1]), min(int(m[2]), size - 1) if m[2] else size - 1))
+    if not wanted:
+        raise Unsatisfiable(f"no byte range inside the file's {size} bytes")
+    return wanted[0] if len(specs) == 1 else None
 
 
 class ReviewApp:
@@ -65,17 +124,22 @@ class ReviewApp:
         url = urlsplit(target)
         path = url.path
         try:
-            if method == "GET":
+            if method in ("GET", "HEAD"):  # the server sends no body for HEAD
                 if path in ("/", "/index.html"):
                     return self._page()
                 if path.startswith("/static/"):
                     return self._static(path.removeprefix("/static/"))
                 if path.startswith("/files/"):
                     return self._file(path.removeprefix("/files/"))
+                if path.startswith("/input/"):
+                    return self._input(path.removeprefix("/input/"), headers)
                 if path == "/api/people":
                     return self._people()
                 if path.startswith("/api/people/"):
-                    return self._person(unquote(path.removeprefix("/api/people/")), parse_qs(url.query))
+                    key, _, track = unquote(path.removeprefix("/api/people/")).partition("/appearances/")
+                    if track:
+                        return self._appearance(key, track, parse_qs(url.query))
+                    return self._person(key, parse_qs(url.query))
                 return _error(404, "not found")
             if method == "POST" and path == "/api/action":
                 return self._action(headers, body)
@@ -102,26 +166,75 @@ class ReviewApp:
             return _error(404, "not found")
         return Response(200, path.read_bytes(), _TYPES[path.suffix])
 
+    def _input(self, raw: str, headers: Mapping[str, str]) -> Response:
+        """The n-th input of the manifest, a video or a photo, whole or the byte range asked for."""
+        if not re.fullmatch(r"[0-9]{1,9}", raw) or int(raw) >= len(self.view.inputs):  # a number, never a path
+            return _error(404, "not found")
+        entry = self.view.inputs[int(raw)]
+        if entry.get("kind") not in ("video", "image") or not isinstance(entry.get("source"), str):
+            return _error(404, "not found")
+        name = Path(entry["source"]).name
+        try:
+            f = open(Path(entry["source"]).resolve(), "rb")  # noqa: SIM115 (the server streams it, then closes it)
+            st = os.fstat(f.fileno())
+        except OSError as exc:
+            return _error(404, f"cannot read {name}: {exc.strerror or exc}; was it moved?")
+        if not stat.S_ISREG(st.st_mode):
+            f.close()
+            return _error(404, f"cannot read {name}: not a file")
+        size = st.st_size
+        etag = f'"{size:x}-{st.st_mtime_ns:x}"'
+        modified = formatdate(st.st_mtime, usegmt=True)
+        kind = mimetypes.guess_type(name)[0] or "application/octet-stream"
+        head = {"Accept-Ranges": "bytes", "ETag": etag, "Last-Modified": modified}
+        wanted = headers.get("Range")
+        if headers.get("If-Range") not in (None, etag, modified):  # the file changed since: send it whole
+            wanted = None
+        try:
+            span = byte_range(wanted, size)
+        except Unsatisfiable as exc:
+            f.close()
+            return Response(416, json.dumps({"error": str(exc)}).encode(),
+                            headers={**head, "Content-Range": f"bytes */{size}"})
+        if span is None:
+            return Response(200, content_type=kind, headers=head, file=f, start=0, length=size)
+        first, last = span
+        return Response(206, content_type=kind, headers={**head, "Content-Range": f"bytes {first}-{last}/{size}"},
+                        file=f, start=first, length=last - first + 1)
+
     def _people(self) -> Response:
-        with Decisions(self.out) as d:
-            groups = self.view.groups(d)
+        groups = self.view.current()
         return _json(200, {"people": [self.view.summary(g) for g in groups.values()]})
 
     def _person(self, key: str, query: dict[str, list[str]]) -> Response:
-        with Decisions(self.out) as d:
-            groups = self.view.groups(d)
+        """A person with a page of their appearances (those of one input with ``video``), and on the first page
+        what the page shows above them."""
+        groups = self.view.current()
         if key not in groups:
             return _error(404, f"no person {key!r}")
-        try:
-            offset = max(0, int(query.get("offset", ["0"])[0]))
-            limit = min(500, max(1, int(query.get("limit", ["200"])[0])))
-        except ValueError:
-            return _error(400, "offset and limit must be integers")
+        offset, limit = _paging(query)
         g = groups[key]
-        faces = [self.view.face(i) for i in g.faces[offset:offset + limit]]
-        candidates = [{"key": k, "label": groups[k].label} for k in self.view.candidates(groups, key)]
-        return _json(200, {**self.view.summary(g), "offset": offset, "items": faces, "candidates": candidates,
-                           "timeline": self.view.timeline(g) if offset == 0 else []})
+        video = query.get("video", [None])[0] or None
+        appearances = self.view.appearances(g, video)
+        items = [self.view.appearance(a) for a in appearances[offset:offset + limit]]
+        first = {}
+        if offset == 0:
+            first = {"timeline": self.view.timeline(g), "videos": self.view.videos(g),
+                     "candidates": [{"key": k, "label": groups[k].label} for k in self.view.candidates(groups, key)]}
+        return _json(200, {**self.view.summary(g), "appearances": len(appearances), "offset": offset,
+                           "items": items, **first})
+
+    def _appearance(self, key: str, track: str, query: dict[str, list[str]]) -> Response:
+        """The faces of one of a person's appearances, a page of them."""
+        groups = self.view.current()
+        if key not in groups:
+            return _error(404, f"no person {key!r}")
+        members = self.view.find_appearance(groups[key], _track(track))
+        if members is None:
+            return _error(404, f"{groups[key].label} has no appearance {track[:40]!r}")
+        offset, limit = _paging(query)
+        return _json(200, {"track": int(track), "faces": len(members), "offset": offset,
+                           "items": [self.view.face(int(i)) for i in members[offset:offset + limit]]})
 
     # -- changes ----------------------------------------------------------------------------------------------
     def _action(self, headers: Mapping[str, str], body: bytes) -> Response:
@@ -138,12 +251,15 @@ class ReviewApp:
             return _error(400, "the request is not JSON")
         if not isinstance(req, dict) or not isinstance(req.get("action"), str):
             return _error(400, "the request needs an 'action'")
-        with Decisions(self.out) as d:
-            groups = self.view.groups(d)
-            result = self._do(d, groups, req)
+        groups = self.view.current()
+        try:
+            with Decisions(self.out) as d:
+                result = self._do(d, groups, req)
+        except sqlite3.OperationalError as exc:  # another process held the decisions' lock for 10 s
+            return _error(503, f"the decisions could not be saved ({exc}); try again")
         return _json(200, {"ok": True, **result})
 
-    def _do(self, d: Decisions, groups: dict, req: dict) -> dict[str, Any]:
+    def _do(self, d: Decisions, groups: dict[str, Group], req: dict) -> dict[str, Any]:
         action = req["action"]
 
         def faces_of(field: str) -> list[str]:
@@ -161,6 +277,26 @@ class ReviewApp:
                 raise DecisionError(f"{field}: {len(unknown)} unknown face(s)")
             return value
 
+        def selection() -> list[str]:
+            """The faces an action is for: ``faces``, and every face of ``appearances`` (tracks) of ``person``,
+            so that a whole appearance is one action and one step of undo."""
+            faces = face_list("faces") if "faces" in req else []
+            if "appearances" in req:
+                tracks = req["appearances"]
+                if not isinstance(tracks, list) or not tracks or len(tracks) > len(self.view.faces):
+                    raise DecisionError("appearances: a list of appearances is needed")
+                key = req.get("person")
+                if not isinstance(key, str) or key not in groups:
+                    raise DecisionError("person: no such person")
+                for track in tracks:
+                    members = self.view.find_appearance(groups[key], _track(track))
+                    if members is None:
+                        raise DecisionError(f"appearances: {groups[key].label} has no appearance {track!r}")
+                    faces += [self.view.keys[i] for i in members]
+            if not faces:
+                raise DecisionError("faces: a list of faces is needed")
+            return list(dict.fromkeys(faces))
+
         if action == "rename":
             name = req.get("name")
             if not isinstance(name, str):
@@ -172,10 +308,12 @@ class ReviewApp:
             return {"person": d.merge(faces_of("keep"), faces_of("other"))}
         if action == "move":
             target = None if req.get("target") is None else faces_of("target")
-            return {"person": d.move(face_list("faces"), target)}
+            return {"person": d.move(selection(), target)}
         if action == "not_a_face":
-            d.mark_not_face(face_list("faces"))
+            d.mark_not_face(selection())
             return {}
+        if action == "hide" and ("faces" in req or "appearances" in req):  # these faces: off to a hidden person
+            return {"person": d.move(selection(), None, hidden=True)}
         if action == "hide":
             return {"person": d.hide(faces_of("person"), bool(req.get("hidden", True)))}
         if action == "cover":
@@ -186,36 +324,67 @@ class ReviewApp:
         raise DecisionError(f"unknown action {action!r}")
 
 
+def _paging(query: dict[str, list[str]]) -> tuple[int, int]:
+    try:
+        return (max(0, int(query.get("offset", ["0"])[0])),
+                min(500, max(1, int(query.get("limit", ["200"])[0]))))
+    except ValueError:
+        raise DecisionError("offset and limit must be integers") from None
+
+
+def _track(value: object) -> int:
+    """An appearance's number as the page sends it (a track id: an integer, in the URL as text)."""
+    if isinstance(value, bool) or not isinstance(value, int | str) or not re.fullmatch(r"-?\d{1,18}", str(value)):
+        raise DecisionError(f"not an appearance: {str(value)[:40]!r}")
+    return int(value)
+
+
 class _Handler(BaseHTTPRequestHandler):
     app: ReviewApp  # set on the subclass made by serve()
     server_version = "person-cluster-review"
 
-    def _reply(self, r: Response) -> None:
-        self.send_response(r.status)
-        self.send_header("Content-Type", r.content_type)
-        self.send_header("Content-Length", str(len(r.body)))
-        self.send_header("Cache-Control", "no-store")
-        self.send_header("X-Content-Type-Options", "nosniff")
-        self.send_header("Content-Security-Policy", "default-src 'self'; img-src 'self'; frame-ancestors 'none'")
-        self.end_headers()
-        self.wfile.write(r.body)
+    def _reply(self, r: Response, method: str) -> None:
+        try:
+            self.send_response(r.status)
+            self.send_header("Content-Type", r.content_type)
+            self.send_header("Content-Length", str(r.length if r.file is not None else len(r.body)))
+            for name, value in r.headers.items():
+                self.send_header(name, value)
+            self.send_header("Cache-Control", "no-store")
+            self.send_header("X-Content-Type-Options", "nosniff")
+            self.send_header("Content-Security-Policy",
+                             "default-src 'self'; img-src 'self'; media-src 'self'; frame-ancestors 'none'")
+            self.end_headers()
+            if method == "HEAD":
+                return
+            if r.file is not None:
+                if r.length:  # from the file to the socket in the kernel (os.sendfile), never whole in memory
+                    self.connection.sendfile(r.file, r.start, r.length)
+            else:
+                self.wfile.write(r.body)
+        finally:
+            if r.file is not None:
+                r.file.close()
 
     def _serve(self, method: str) -> None:
         try:
             length = int(self.headers.get("Content-Length") or 0)
             if length > MAX_BODY:
-                self._reply(_error(413, "request too large"))
+                self._reply(_error(413, "request too large"), method)
                 return
             body = self.rfile.read(length) if length > 0 else b""
-            self._reply(self.app.handle(method, self.path, self.headers, body))
-        except ConnectionError:  # the browser left the page while this image was on its way
+            self._reply(self.app.handle(method, self.path, self.headers, body), method)
+        except ConnectionError:  # the browser left the page (or seeked the video) while this was on its way
             log.debug("review: %s %s: connection closed by the browser", method, self.path)
         except Exception as exc:  # noqa: BLE001 (one line to the client and the log, never a traceback page)
             log.warning("review: %s %s failed: %s", method, self.path, exc)
-            self._reply(_error(500, "internal error; see the terminal"))
+            self._reply(_error(500, "internal error; see the terminal"), method)
 
     def do_GET(self) -> None:
         self._serve("GET")
+
+    def do_HEAD(self) -> None:
+        self._serve("HEAD")
 
     def do_POST(self) -> None:
         self._serve("POST")
@@ -226,6 +395,9 @@ class _Handler(BaseHTTPRequestHandler):
 
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
+    # The listen backlog. socketserver's default of 5 drops the connections of a burst (a page's thumbnails, a
+    # player's range requests, several tabs): 32 at once stalled by 1-2 s and some timed out after 10 s.
+    request_queue_size = 128
 
     def handle_error(self, request: Any, client_address: Any) -> None:
         """A browser that leaves a page drops the connections of the images still loading: one debug line, not
