@@ -1,4 +1,8 @@
-"""The extraction pipeline: sampled frames -> faces with face and clothing features, committed to the cache.
+"""The extraction pipeline: sampled frames -> faces with face and clothing features, stored through a sink.
+
+:meth:`Extractor.extract` takes work units (:class:`Unit`: an input, or a chunk of a long video) and stores each
+batch through a sink (:mod:`.sinks`): OUT's feature cache for the local engine, memory inside a Ray actor, which
+returns it to the driver that stores it (:mod:`.engine`). The extractor runs the same in both.
 
 Threads, and why (no processes: a frame is shared, never pickled, and nothing can die on its own):
 - a decode thread reads and samples frames (PyAV releases the GIL while FFmpeg decodes) into a bounded queue;
@@ -8,7 +12,7 @@ Threads, and why (no processes: a frame is shared, never pickled, and nothing ca
   thread, one frame at a time;
 - the main thread takes results back *in submission order*, runs the face descriptor network and the clothing CNN
   on batches of chips and crops (onnxruntime, ``runtime.cnn_threads``) while a thread of its own encodes the JPEG
-  crops, and commits them in order, one SQLite transaction per batch. The CNNs are loaded (on a machine's first run,
+  crops, and stores them in order, one transaction per batch. The CNNs are loaded (on a machine's first run,
   exported from torch: embedding/onnx_export.py) by a background thread while the workers already detect; only the
   first commit waits for them.
 Results are identical whatever the number of workers; memory is bounded by the queue sizes. Batching frames for the

@@ -49,6 +49,20 @@ def lfw12_run(tmp_path_factory) -> Path:
     return out
 
 
+def frames_committed(out: Path) -> int:
+    """Frames in OUT's feature cache so far (read while a run writes it; 0 before it exists)."""
+    import sqlite3
+
+    try:
+        con = sqlite3.connect(f"file:{out / 'features.sqlite'}?mode=ro", uri=True, timeout=1)
+        try:
+            return con.execute("SELECT COUNT(*) FROM frames").fetchone()[0]
+        finally:
+            con.close()
+    except sqlite3.Error:
+        return 0
+
+
 def write_video(path: Path, frames: list[np.ndarray], fps: float = 10.0) -> Path:
     h, w = frames[0].shape[:2]
     writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), fps, (w, h))

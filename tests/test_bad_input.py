@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import sqlite3
 import struct
 import subprocess
 import sys
@@ -16,7 +15,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-from conftest import LFW, VIDEOS, need, write_video
+from conftest import LFW, VIDEOS, frames_committed, need, write_video
 from PIL import Image
 
 from person_cluster.outputs.naming import cluster_folder, frame_stem, safe_name
@@ -189,17 +188,6 @@ def photo_folder(tmp_path_factory) -> Path:
     return src
 
 
-def _frames_committed(out: Path) -> int:
-    try:
-        con = sqlite3.connect(f"file:{out / 'features.sqlite'}?mode=ro", uri=True, timeout=1)
-        try:
-            return con.execute("SELECT COUNT(*) FROM frames").fetchone()[0]
-        finally:
-            con.close()
-    except sqlite3.Error:
-        return 0
-
-
 def _start_and_stop(args: list[str], out: Path, sig: int, after_frames: int) -> subprocess.Popen:
     """Start a run in its own process group and send ``sig`` to the whole group once some frames are committed."""
     # A shell starts background jobs with SIGINT ignored, the child inherits that and Python then installs no
@@ -215,7 +203,7 @@ def _start_and_stop(args: list[str], out: Path, sig: int, after_frames: int) -> 
         if ignored:
             signal.signal(signal.SIGINT, signal.SIG_IGN)
     deadline = time.monotonic() + 300
-    while _frames_committed(out) < after_frames:
+    while frames_committed(out) < after_frames:
         assert proc.poll() is None, "the run ended before it could be interrupted"
         assert time.monotonic() < deadline
         time.sleep(0.05)
@@ -238,7 +226,7 @@ def test_sigkill_then_rerun_gives_the_same_manifest_as_one_clean_run(photo_folde
     args = ["run", str(photo_folder), "-o", str(killed), *base]
     proc = _start_and_stop(args, killed, signal.SIGKILL, after_frames=6)
     proc.wait(timeout=30)
-    done_before = _frames_committed(killed)
+    done_before = frames_committed(killed)
     assert 6 <= done_before < PHOTOS and not (killed / "manifest.json").exists()
     r = cli(*args)
     assert r.returncode == 0, r.stderr
@@ -257,7 +245,7 @@ def test_ctrl_c_stops_within_seconds_and_the_rerun_resumes(photo_folder, tmp_pat
     _, err = proc.communicate(timeout=30)
     assert time.monotonic() - stopped < 10
     assert proc.returncode == 130 and "interrupted" in err and "Traceback" not in err, err
-    kept = _frames_committed(out)
+    kept = frames_committed(out)
     assert kept >= 4
     r = cli(*args[:-2], "--set", "runtime.workers=1")  # resume with another worker count: still the same result
     assert r.returncode == 0, r.stderr

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 import ray  # requirements.txt installs it: these tests run in CI
-from conftest import LFW, VIDEOS, need
+from conftest import LFW, VIDEOS, frames_committed, need
 
 from person_cluster import api
 from person_cluster.config import Config
@@ -186,19 +186,6 @@ def test_without_the_ray_package_the_run_says_how_to_install_it(tmp_path):
         "person-cluster: error: runtime.engine: ray needs the ray package: pip install person-cluster[ray]"]
 
 
-def _frames_committed(out: Path) -> int:
-    import sqlite3
-
-    try:
-        con = sqlite3.connect(f"file:{out / 'features.sqlite'}?mode=ro", uri=True, timeout=1)
-        try:
-            return con.execute("SELECT COUNT(*) FROM frames").fetchone()[0]
-        finally:
-            con.close()
-    except sqlite3.Error:
-        return 0
-
-
 @pytest.mark.slow
 def test_a_killed_driver_resumes_from_the_cache(inputs, local_run, tmp_path):
     """SIGKILL to the driver (and the Ray it started) once some chunks are stored: the rerun extracts only the
@@ -208,13 +195,13 @@ def test_a_killed_driver_resumes_from_the_cache(inputs, local_run, tmp_path):
     args = ["run", *inputs, "-o", str(out), "-q", *sets, "--set", "runtime.engine=ray", "--set", "runtime.chunk_sec=4"]
     proc = subprocess.Popen([*PY, *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
     deadline = time.monotonic() + 240
-    while _frames_committed(out) < 6:
+    while frames_committed(out) < 6:
         assert proc.poll() is None, proc.stderr.read()
         assert time.monotonic() < deadline
         time.sleep(0.05)
     os.killpg(proc.pid, signal.SIGKILL)
     proc.wait(timeout=30)
-    kept = _frames_committed(out)
+    kept = frames_committed(out)
     total = len(_manifest(local_run)["frames"])
     assert 6 <= kept < total and not (out / "manifest.json").exists()
     r = _cli(*[a for a in args if a != "-q"], "-v")
