@@ -152,7 +152,7 @@ class RayEngine(Engine):
         except ImportError:
             raise EngineError(f"runtime.engine: ray needs the ray package: {INSTALL}") from None
         self.ray = ray
-        self.started_ray = _connect(ray, config.runtime.ray_address)
+        self.connected = _connect(ray, config.runtime.ray_address)
         self.actors: list[Any] = []
         try:
             self._start_actors()
@@ -193,13 +193,16 @@ class RayEngine(Engine):
         log.info("ray: %d workers on %d machines", len(answers), len({w.rsplit(":", 1)[0] for *_, w in answers}))
 
     def close(self) -> None:
-        for actor in self.actors:
-            with contextlib.suppress(Exception):
-                self.ray.kill(actor)
-        self.actors = []
-        if getattr(self, "started_ray", False):
+        """Disconnect from Ray if this engine connected (the actors, owned by this driver, end with it; a Ray
+        started for the run stops); in a Ray the caller started, end the actors."""
+        if getattr(self, "connected", False):
             self.ray.shutdown()
-            self.started_ray = False
+            self.connected = False
+        else:
+            for actor in self.actors:
+                with contextlib.suppress(Exception):
+                    self.ray.kill(actor)
+        self.actors = []
 
     # -- the run ----------------------------------------------------------------------------------------------
     def run(self, items: list[tuple[int, InputItem]], sink: CacheSink) -> ExtractionSummary:
@@ -397,9 +400,9 @@ class _Run:
 
 
 def _connect(ray: Any, address: str | None) -> bool:
-    """Connect to the Ray cluster at ``address`` (else ``$RAY_ADDRESS``), or start one on this machine; True when
-    started here (it is then stopped after the run). Ray's own start-up messages are kept off the terminal; an
-    address with no Ray behind it is one line, never a wait."""
+    """Connect to the Ray cluster at ``address`` (else ``$RAY_ADDRESS``), or start one on this machine (stopped
+    when the engine closes); False where this process had started Ray already. Ray's own start-up messages are
+    kept off the terminal; an address with no Ray behind it is one line, never a wait."""
     if ray.is_initialized():  # a program that started Ray itself: its cluster, as it is
         return False
     address = address or os.environ.get("RAY_ADDRESS") or None
@@ -411,7 +414,7 @@ def _connect(ray: Any, address: str | None) -> bool:
             return True
         _probe(address)
         ray.init(address=address, **quiet)
-        return False
+        return True
     except EngineError:
         raise
     except (ConnectionError, RuntimeError, ValueError, TimeoutError) as exc:
