@@ -107,6 +107,19 @@ def test_every_bad_input_is_skipped_with_its_reason(bad_run):
         assert (out / f["crop"]).is_file()
 
 
+def test_the_ray_engine_skips_the_same_inputs_with_the_same_lines_and_manifest(bad_run, tmp_path):
+    """Bad inputs on the Ray engine, videos in 2-s chunks (the truncated one too): what the local engine does."""
+    src, out, r = bad_run
+    ray_out = tmp_path / "out"
+    r2 = cli("run", "-o", str(ray_out), "-q", "--set", "sampling.capture_interval_sec=10", "--set", "runtime.engine=ray",
+             "--set", "runtime.chunk_sec=2", "--", str(src), str(src.parent / "missing.mp4"))
+    assert r2.returncode == 0 and "Traceback" not in r2.stderr, r2.stderr
+    assert sorted(r2.stderr.splitlines()) == sorted(r.stderr.splitlines())
+    local, ray = (json.loads((o / "manifest.json").read_text()) for o in (out, ray_out))
+    del local["config"]["runtime"], ray["config"]["runtime"]
+    assert ray == local
+
+
 def test_huge_image_is_refused_without_decoding(tmp_path):
     path = huge_png(tmp_path / "big.png")
     started = time.perf_counter()
