@@ -135,7 +135,6 @@ class _Entry:
 @dataclass
 class _Task:
     entries: list[int]  # indices into the commit order, consecutive
-    attempts: int = 0
 
 
 class RayEngine(Engine):
@@ -253,8 +252,9 @@ class _Run:
                 photos = []
             try:
                 plan = plan_frames(unit.item, self.sampling)
-            except InputError as exc:
-                self.results[self._add(_Entry(unit, True, True, 0, False))] = UnitResult(error=str(exc))
+            except Exception as exc:  # noqa: BLE001 (as the local engine's decoding thread: the input is skipped)
+                error = str(exc) if isinstance(exc, InputError) else f"unexpected decoding error: {exc}"
+                self.results[self._add(_Entry(unit, True, True, 0, False))] = UnitResult(error=error)
                 continue
             spans = self._chunks(unit, plan)
             for k, span in enumerate(spans):
