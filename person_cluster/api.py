@@ -7,6 +7,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 import shutil
@@ -31,6 +32,7 @@ from .sinks import CacheSink
 if TYPE_CHECKING:
     from .clustering import DenseDistances, GraphDistances
     from .constraints import CannotLinks
+    from .fusion import Fusion
     from .review import Applied
     from .tracking import Tracks
 
@@ -56,17 +58,54 @@ class ClusteringInput:
     """What clustering reads: tracks, cannot-links, and distances between tracks (cannot-linked pairs set far).
     Depends on the fusion, tracking and constraint settings only, so a sweep reuses it across the others."""
 
-    tracks: Tracks
+    table: FaceTable  # the faces, with the descriptors clustering uses (fusion.mirror_average)
+    tracks: Tracks  # what is clustered: the tracks, cut where the user split one between people
     cannot: CannotLinks  # between faces
     distances: DenseDistances | GraphDistances  # between tracks (faces, for dbscan)
+    good: np.ndarray  # (tracks,) bool: the track may form clusters (its best face passes the quality gate)
 
     @staticmethod
     def key(config: Config) -> tuple:
         cc = config.clustering
         from .clustering import clusterer_class
 
-        return (config.fusion, config.tracking, cc.cannot_link, clusterer_class(cc.algorithm).honours_constraints,
-                cc.dense_max_faces, cc.knn_neighbors)
+        return (config.fusion, config.tracking, config.scenes, config.quality.enabled, config.quality.min_quality,
+                cc.cannot_link, clusterer_class(cc.algorithm).honours_constraints, cc.dense_max_faces,
+                cc.knn_neighbors)
+
+
+def face_view(table: FaceTable, config: Config) -> FaceTable:
+    """``table`` with the descriptors clustering uses: the mean of each face's and its mirror image's
+    (``fusion.mirror_average``, where the cache has both), else its own."""
+    if not config.fusion.mirror_average:
+        return table
+    from .quality import face_descriptors
+
+    return dataclasses.replace(table, face=face_descriptors(table))
+
+
+@dataclass
+class ItemFeatures:
+    """What clustering compares items (tracks, or groups of faces) by."""
+
+    fusion: Fusion
+    good: np.ndarray  # (items,) bool: the item may form clusters (its best face passes the quality gate)
+
+
+def item_features(table: FaceTable, items: Tracks, config: Config) -> ItemFeatures:
+    """Each item's fused features: its mean face descriptor and clothing feature over its good faces (all of them
+    where none is: poor faces would only blur it), its clothing group and time span; and whether it is good."""
+    from .fusion import Fusion
+
+    fc = config.fusion
+    good_face, good = _face_quality(table, items, config)
+    described = good_face | ~good[items.ids]
+    face, _ = items.mean(table.face, described)
+    cloth, has_cloth = items.mean(table.cloth, table.has_cloth & described)
+    group, start, end = _cloth_groups(table, items, config)
+    window = fc.cloth_window_sec if fc.cloth_scope == "window" else None
+    return ItemFeatures(Fusion(face, cloth, has_cloth, fc.face_weight, fc.cloth_weight, window, group, start, end),
+                        good)
 
 
 def prepare_clustering(table: FaceTable, config: Config, applied: Applied | None = None) -> ClusteringInput:
@@ -76,26 +115,53 @@ def prepare_clustering(table: FaceTable, config: Config, applied: Applied | None
     cannot-linked."""
     from .clustering import clusterer_class, fused_distance_source
     from .constraints import FAR, CannotLinks
-    from .fusion import Fusion
     from .tracking import Tracks, link_tracks
 
-    fc, cc = config.fusion, config.clustering
+    cc = config.clustering
+    table = face_view(table, config)
     baseline = not clusterer_class(cc.algorithm).honours_constraints
     tracks = Tracks.singletons(len(table)) if baseline else link_tracks(table, config.tracking)
     cannot = CannotLinks.same_frame(table) if cc.cannot_link and not baseline else CannotLinks.none(len(table))
     if applied is not None and not baseline:
-        tracks = applied.groups(tracks)
+        # A track the user split between people is cut there; a person's faces are joined after clustering
+        # (Applied.enforce), so that a named person is compared like anyone else and draws in no one extra.
+        tracks = Tracks.by_first_face(
+            tracks.ids * (int(applied.person.max(initial=-1)) + 2) + applied.person + 1)
         i, j = applied.person_pairs()
         cannot = CannotLinks(np.concatenate([cannot.i, i]), np.concatenate([cannot.j, j]), len(table))
-    face, _ = tracks.mean(table.face)
-    cloth, has_cloth = tracks.mean(table.cloth, table.has_cloth)
-    video, start, end = tracks.spans(table)
-    fusion = Fusion(face, cloth, has_cloth, fc.face_weight, fc.cloth_weight, fc.cloth_window_sec, video, start, end)
-    distances = fused_distance_source(fusion, cc.dense_max_faces, cc.knn_neighbors)
+    features = item_features(table, tracks, config)
+    distances = fused_distance_source(features.fusion, cc.dense_max_faces, cc.knn_neighbors)
     between = cannot.map(tracks.ids)
     if len(between):
         distances.forbid(between, FAR)
-    return ClusteringInput(tracks, cannot, distances)
+    return ClusteringInput(table, tracks, cannot, distances, features.good)
+
+
+def _face_quality(table: FaceTable, tracks: Tracks, config: Config) -> tuple[np.ndarray, np.ndarray]:
+    """Which faces, and which tracks (by their best face), pass the quality gate (all, with it off)."""
+    if not config.quality.enabled:
+        return np.ones(len(table), bool), np.ones(tracks.count, bool)
+    from .detection import detector_class
+    from .quality import face_quality
+
+    quality = face_quality(table, detector_class(config.detection.model).quality_scores)
+    return quality >= config.quality.min_quality, tracks.best(quality) >= config.quality.min_quality
+
+
+def _cloth_groups(table: FaceTable, tracks: Tracks, config: Config) -> tuple[np.ndarray | None, np.ndarray, np.ndarray]:
+    """Each track's clothing group (``fusion.cloth_scope``: its scene or its video; -1 for a photo; None: one group
+    for all) and its first and last time."""
+    video, start, end = tracks.spans(table)
+    if config.fusion.cloth_scope == "always":
+        return None, start, end
+    if config.fusion.cloth_scope == "window":
+        return video, start, end
+    from .scenes import scene_groups
+
+    scene = scene_groups(table, config.scenes.min_similarity, config.scenes.lookahead)
+    group = np.full(tracks.count, -1, np.int64)
+    group[tracks.ids] = scene  # a track lies in one shot, so in one scene
+    return group, start, end
 
 
 def cluster_table(table: FaceTable, config: Config, prepared: ClusteringInput | None = None,
@@ -105,19 +171,25 @@ def cluster_table(table: FaceTable, config: Config, prepared: ClusteringInput | 
     the same :meth:`ClusteringInput.key` (as a sweep does). ``applied``: the user's decisions; faces marked as
     not a face get :data:`~person_cluster.review.NOT_A_FACE`, and a person's cluster is never set aside as
     small."""
-    from .clustering import cluster_distances
+    from .clustering import make_clusterer
+    from .clustering.gate import QualityGate
     from .postprocess import postprocess
     from .review import NOT_A_FACE
 
     if prepared is None:
         prepared = prepare_clustering(table, config)
-    labels = cluster_distances(prepared.distances, config.clustering)
     between = prepared.cannot.map(prepared.tracks.ids)
+    qc = config.quality
+    gate = QualityGate(make_clusterer(config.clustering), qc.assign_distance, qc.assign_margin, between)
+    labels = gate.fit_predict(prepared.distances, prepared.good)
+    log.info("quality gate: %d tracks formed the clusters, %d poor ones joined one by the margin rule, %d "
+             "poor ones were clustered among themselves", gate.report.good, gate.report.assigned, gate.report.own)
     if len(between):
         labels = between.split(labels, prepared.distances.among)
     labels = labels[prepared.tracks.ids]
     if applied is not None:
-        labels = np.where(applied.not_face, -1, labels)
+        labels = np.where(applied.not_face, -1, applied.enforce(labels))
+    table = prepared.table
     labels = postprocess(labels, table.face, table.cloth, table.has_cloth, config.postprocess,
                          prepared.cannot if len(prepared.cannot) else None,
                          None if applied is None else applied.person >= 0)
@@ -187,9 +259,11 @@ def extract(inputs: list[str], out: str | Path, config: Config, overwrite: bool 
 
 
 def cluster_out(out: str | Path, config: Config | None = None) -> dict[str, Any]:
-    """Cluster the cached faces of OUT and (re)write all outputs; returns the manifest."""
+    """Cluster the cached faces of OUT and (re)write the outputs that changed; returns the manifest. People keep
+    the numbers the previous manifest gave them (see :mod:`.outputs.numbering`)."""
     from .outputs import write_outputs
-    from .review import apply_decisions
+    from .outputs.numbering import stable_numbers
+    from .review import apply_decisions, table_keys
 
     out = Path(out)
     try:
@@ -199,9 +273,33 @@ def cluster_out(out: str | Path, config: Config | None = None) -> dict[str, Any]
             applied = apply_decisions(out, table)
             prepared = prepare_clustering(table, config, applied)
             labels = cluster_table(table, config, prepared, applied)
-            return write_outputs(out, cache, table, labels, config, prepared.tracks.ids, applied)
+            previous = previous_manifest(out)
+            numbers, next_person = stable_numbers(labels, table_keys(table), previous_numbers(previous),
+                                                  int((previous or {}).get("next_person", 0)))
+            return write_outputs(out, cache, table, numbers, config, prepared.tracks.ids, applied, previous,
+                                 next_person)
     except CacheError as exc:
         raise RunError(str(exc)) from None
+
+
+def previous_manifest(out: Path) -> dict[str, Any] | None:
+    """OUT's manifest as the last clustering wrote it, or None (none yet, or unreadable: then all is rewritten)."""
+    from .layout import ManifestError, read_manifest
+
+    try:
+        return read_manifest(out)
+    except ManifestError:
+        return None
+
+
+def previous_numbers(manifest: dict[str, Any] | None) -> dict[str, int] | None:
+    """Face key -> the person number (>= 0) ``manifest`` gave it."""
+    if manifest is None:
+        return None
+    from .review import face_key
+
+    return {face_key(f["source"], f["frame"], f["bbox"]): int(f["cluster"]) for f in manifest["faces"]
+            if isinstance(f.get("cluster"), int) and f["cluster"] >= 0}
 
 
 def run(inputs: list[str], out: str | Path, config: Config, overwrite: bool = False,

@@ -21,7 +21,7 @@ from .records import FaceRecord, FaceTable, FrameInfo, SkippedInput
 from .sampling.shots import Shot, shot_of
 
 CACHE_NAME = "features.sqlite"
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: flipped descriptors, sharpness, landmarks, frame backgrounds (added to a 1 on opening)
 _NO_FRAME = -1  # photos have no frame index; SQLite primary keys cannot hold NULL reliably
 
 _SCHEMA = """
@@ -30,19 +30,26 @@ CREATE TABLE IF NOT EXISTS inputs (
     position INTEGER NOT NULL, source TEXT PRIMARY KEY, kind TEXT, status TEXT NOT NULL, reason TEXT);
 CREATE TABLE IF NOT EXISTS frames (
     source TEXT NOT NULL, frame INTEGER NOT NULL, time_s REAL, width INTEGER NOT NULL, height INTEGER NOT NULL,
-    PRIMARY KEY (source, frame));
+    background BLOB, PRIMARY KEY (source, frame));
 CREATE TABLE IF NOT EXISTS faces (
     source TEXT NOT NULL, frame INTEGER NOT NULL, time_s REAL,
     left INTEGER NOT NULL, top INTEGER NOT NULL, right INTEGER NOT NULL, bottom INTEGER NOT NULL,
     score REAL NOT NULL, face BLOB NOT NULL, cloth BLOB, face_jpg BLOB NOT NULL, body_jpg BLOB,
+    face_flip BLOB, sharpness REAL, landmarks BLOB,
     PRIMARY KEY (source, frame, left, top, right, bottom));
 CREATE TABLE IF NOT EXISTS shots (
     source TEXT NOT NULL, shot INTEGER NOT NULL, first_frame INTEGER NOT NULL, last_frame INTEGER NOT NULL,
     fps REAL NOT NULL, PRIMARY KEY (source, shot));
 """
 
+# Columns that schema 2 added at the end of a table (a schema-1 cache gets them, NULL, when opened).
+_ADDED = {"frames": ("background BLOB",), "faces": ("face_flip BLOB", "sharpness REAL", "landmarks BLOB")}
+
 # Deterministic face order: input order as given, then frame, then box. Face ids in the manifest are ranks in it.
 _FACE_ORDER = "ORDER BY i.position, f.frame, f.left, f.top, f.right, f.bottom"
+# What clustering reads: inputs that were read to the end (or skipped, keeping the frames read before the problem);
+# an input still 'running' is one whose extraction was interrupted, which the same command resumes.
+_FINISHED = "i.status IN ('done', 'skipped')"
 
 
 class CacheError(PersonClusterError, RuntimeError):
@@ -67,6 +74,10 @@ def _same_settings(stored: dict[str, Any], current: dict[str, Any]) -> bool:
 _MISSING = object()
 
 
+def _blob(array: np.ndarray | None) -> bytes | None:
+    return None if array is None else np.asarray(array, np.float32).tobytes()
+
+
 class FeatureCache:
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
@@ -74,6 +85,11 @@ class FeatureCache:
         try:
             self.db = sqlite3.connect(self.path)
             self.db.executescript(_SCHEMA)
+            for table, columns in _ADDED.items():
+                have = {row[1] for row in self.db.execute(f"PRAGMA table_info({table})")}
+                for column in columns:
+                    if column.split()[0] not in have:
+                        self.db.execute(f"ALTER TABLE {table} ADD COLUMN {column}")
         except sqlite3.DatabaseError as exc:
             raise CacheError(f"{self.path}: not a usable feature cache ({exc})") from None
 
@@ -111,6 +127,10 @@ class FeatureCache:
         stored = self.get_meta("extraction")
         if stored is not None and (not _same_settings(stored.get("extraction") or {}, extraction)
                                    or (check_cloth and stored.get("cloth_model") != cloth_model)):
+            old = stored.get("extraction") or {}
+            if _same_settings({**old, "inputs": None}, {**extraction, "inputs": None}):
+                raise CacheError(f"{self.path.parent} holds a run of other inputs; `person-cluster add "
+                                 f"{self.path.parent} INPUT...` adds these to it (or use another OUT, or --overwrite)")
             raise CacheError(
                 f"{self.path} holds features extracted with other settings; use another OUT or --overwrite"
             )
@@ -121,6 +141,35 @@ class FeatureCache:
         if self.get_meta("extraction") is None:
             self.set_meta("schema_version", SCHEMA_VERSION)
             self.set_meta("extraction", {"extraction": extraction, "cloth_model": cloth_model})
+
+    def add_inputs(self, inputs: list[str]) -> None:
+        """Record ``inputs`` (as the user named them) beside those the cache was filled from, so that extraction
+        may add them (``person-cluster add``); already recorded ones are not repeated."""
+        stored = self.get_meta("extraction")
+        if stored is None:
+            return
+        extraction = dict(stored.get("extraction") or {})
+        known = list(extraction.get("inputs") or [])
+        extraction["inputs"] = known + [i for i in inputs if i not in known]
+        self.set_meta("extraction", {**stored, "extraction": extraction})
+
+    def next_position(self) -> int:
+        """The input position after every input recorded (new inputs come after the old in face order)."""
+        row = self.db.execute("SELECT MAX(position) FROM inputs").fetchone()
+        return 0 if row[0] is None else int(row[0]) + 1
+
+    def remove_sources(self, sources: list[str], inputs: list[str]) -> None:
+        """Take ``sources`` out (their faces, frames, shots and input rows) and ``inputs`` (as the user named them)
+        out of the recorded inputs, in one transaction."""
+        with self.transaction():
+            for table in ("faces", "frames", "shots", "inputs"):
+                self.db.executemany(f"DELETE FROM {table} WHERE source = ?", [(s,) for s in sources])
+            stored = self.get_meta("extraction")
+            if stored is not None:
+                extraction = dict(stored.get("extraction") or {})
+                extraction["inputs"] = [i for i in extraction.get("inputs") or [] if i not in inputs]
+                self.db.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)",
+                                ("extraction", json.dumps({**stored, "extraction": extraction}, sort_keys=True)))
 
     # -- writing ----------------------------------------------------------------------------------------------
     @contextmanager
@@ -142,17 +191,16 @@ class FeatureCache:
         frame = _NO_FRAME if info.frame is None else info.frame
         with self.transaction():
             self.db.execute(
-                "INSERT OR REPLACE INTO frames VALUES (?, ?, ?, ?, ?)",
-                (info.source, frame, info.time_s, info.width, info.height),
+                "INSERT OR REPLACE INTO frames VALUES (?, ?, ?, ?, ?, ?)",
+                (info.source, frame, info.time_s, info.width, info.height, _blob(info.background)),
             )
             self.db.executemany(
-                "INSERT OR REPLACE INTO faces VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                "INSERT OR REPLACE INTO faces VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 [
                     (
-                        f.source, frame, f.time_s, *f.bbox.as_list(), f.score,
-                        f.face_embedding.astype(np.float32).tobytes(),
-                        None if f.cloth_embedding is None else f.cloth_embedding.astype(np.float32).tobytes(),
-                        f.face_jpg, f.body_jpg,
+                        f.source, frame, f.time_s, *f.bbox.as_list(), f.score, _blob(f.face_embedding),
+                        _blob(f.cloth_embedding), f.face_jpg, f.body_jpg, _blob(f.face_flip_embedding),
+                        float(f.sharpness), _blob(f.landmarks),
                     )
                     for f in faces
                 ],
@@ -168,7 +216,7 @@ class FeatureCache:
     def shots(self) -> list[Shot]:
         """Every video's shots, in input order."""
         rows = self.db.execute("SELECT s.source, s.shot, s.first_frame, s.last_frame, s.fps FROM shots s "
-                               "JOIN inputs i ON i.source = s.source ORDER BY i.position, s.shot")
+                               f"JOIN inputs i ON i.source = s.source WHERE {_FINISHED} ORDER BY i.position, s.shot")
         return [Shot(*r) for r in rows]
 
     def set_input(self, position: int, source: str, kind: str | None, status: str, reason: str | None = None) -> None:
@@ -193,17 +241,20 @@ class FeatureCache:
     def skipped(self) -> list[SkippedInput]:
         return [SkippedInput(i["source"], i["reason"] or "") for i in self.inputs() if i["status"] == "skipped"]
 
-    def frames(self) -> list[FrameInfo]:
+    def frames(self, background: bool = False) -> list[FrameInfo]:
+        """Every sampled frame in input order; ``background``: with its background histogram (see scenes.py)."""
         rows = self.db.execute(
-            "SELECT f.source, f.frame, f.time_s, f.width, f.height FROM frames f "
-            "JOIN inputs i ON i.source = f.source ORDER BY i.position, f.frame"
+            f"SELECT f.source, f.frame, f.time_s, f.width, f.height, {'f.background' if background else 'NULL'} "
+            f"FROM frames f JOIN inputs i ON i.source = f.source WHERE {_FINISHED} ORDER BY i.position, f.frame"
         )
-        return [FrameInfo(s, None if fr == _NO_FRAME else fr, t, w, h) for s, fr, t, w, h in rows]
+        return [FrameInfo(s, None if fr == _NO_FRAME else fr, t, w, h, None if b is None else np.frombuffer(b, np.float32))
+                for s, fr, t, w, h, b in rows]
 
     def load_table(self) -> FaceTable:
         rows = self.db.execute(
-            "SELECT f.source, f.frame, f.time_s, f.left, f.top, f.right, f.bottom, f.face, f.cloth "
-            f"FROM faces f JOIN inputs i ON i.source = f.source {_FACE_ORDER}"
+            "SELECT f.source, f.frame, f.time_s, f.left, f.top, f.right, f.bottom, f.face, f.cloth, f.score, "
+            "f.face_flip, f.sharpness, f.landmarks, f.body_jpg IS NOT NULL "
+            f"FROM faces f JOIN inputs i ON i.source = f.source WHERE {_FINISHED} {_FACE_ORDER}"
         ).fetchall()
         n = len(rows)
         face = np.zeros((n, 128), np.float32)
@@ -211,14 +262,27 @@ class FeatureCache:
         dim = next((c.shape[0] for c in cloth_rows if c is not None), 0)
         cloth = np.zeros((n, dim), np.float32)
         has_cloth = np.zeros(n, bool)
+        # A cache made without flipped descriptors (face.flip off, or schema 1) has none at all.
+        flip = np.zeros((n, 128), np.float32) if n and all(r[10] is not None for r in rows) else None
+        landmarks = np.full((n, 5, 2), np.nan, np.float32)
         for i, r in enumerate(rows):
             face[i] = np.frombuffer(r[7], np.float32)
             if cloth_rows[i] is not None:
                 cloth[i] = cloth_rows[i]
                 has_cloth[i] = True
+            if flip is not None:
+                flip[i] = np.frombuffer(r[10], np.float32)
+            if r[12] is not None:
+                landmarks[i] = np.frombuffer(r[12], np.float32).reshape(5, 2)
         shots: dict[str, list[Shot]] = {}
         for shot in self.shots():
             shots.setdefault(shot.source, []).append(shot)
+        backgrounds: dict[tuple[str, int], list[np.ndarray]] = {}
+        for info in self.frames(background=True):
+            if info.background is not None and info.frame is not None and info.source in shots:
+                k = int(shot_of(shots[info.source], np.array([info.frame]))[0])
+                if k >= 0:
+                    backgrounds.setdefault((info.source, k), []).append(info.background)
         frames = np.array([r[1] for r in rows], np.int64)
         sources = [r[0] for r in rows]
         shot_ids = np.full(n, -1, np.int64)
@@ -235,12 +299,35 @@ class FeatureCache:
             face=face,
             cloth=cloth,
             has_cloth=has_cloth,
+            face_flip=flip,
+            scores=np.array([r[9] for r in rows], np.float64),
+            sharpness=np.array([np.nan if r[11] is None else r[11] for r in rows], np.float64),
+            landmarks=landmarks,
+            has_body=np.array([bool(r[13]) for r in rows], bool),
+            shot_backgrounds={key: np.mean(hists, axis=0) for key, hists in backgrounds.items()},
         )
+
+    def crops(self, table: FaceTable, ids: np.ndarray) -> dict[int, tuple[bytes, bytes | None]]:
+        """(face JPEG, upper-body JPEG or None) of the faces ``ids`` of ``table`` (a table this cache loaded), by
+        their key: reading only those rows, so that rewriting a few people of a large library reads a few crops."""
+        out = {}
+        for i in np.unique(np.asarray(ids, np.int64)).tolist():
+            frame = table.frames[i]
+            row = self.db.execute(
+                "SELECT face_jpg, body_jpg FROM faces WHERE source = ? AND frame = ? AND left = ? AND top = ? "
+                "AND right = ? AND bottom = ?",
+                (table.sources[i], _NO_FRAME if frame is None else frame, *(int(v) for v in table.bboxes[i])),
+            ).fetchone()
+            if row is None:
+                raise CacheError(f"{self.path}: face {i} is no longer in the cache; run the command again")
+            out[i] = (row[0], row[1])
+        return out
 
     def iter_crops(self) -> Iterator[tuple[bytes, bytes | None]]:
         """(face JPEG, upper-body JPEG or None) per face, in the same order as :meth:`load_table`."""
         rows = self.db.execute(
-            f"SELECT f.face_jpg, f.body_jpg FROM faces f JOIN inputs i ON i.source = f.source {_FACE_ORDER}"
+            f"SELECT f.face_jpg, f.body_jpg FROM faces f JOIN inputs i ON i.source = f.source WHERE {_FINISHED} "
+            f"{_FACE_ORDER}"
         )
         yield from rows
 

@@ -1,4 +1,4 @@
-"""Command line: ``person-cluster run|cluster|evaluate|sweep|review|export``. Parsing and messages only; the work is in :mod:`person_cluster.api`."""
+"""Command line: ``person-cluster run|add|remove|people|name|cluster|evaluate|sweep|review|export``. Parsing and messages only; the work is in :mod:`person_cluster.api`."""
 
 from __future__ import annotations
 
@@ -31,6 +31,31 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("inputs", nargs="+", metavar="INPUT", help="video files, image files or folders (recursive)")
     run.add_argument("-o", "--out", required=True, help="output folder")
     run.add_argument("--overwrite", action="store_true", help="replace a previous run in OUT")
+
+    ad = sub.add_parser("add", help="add videos/photos to the people of an earlier run in OUT",
+                        description="Extract only the new inputs, with OUT's own extraction settings, and cluster them "
+                                    "against OUT's people: people keep their numbers and names, a new face joins a "
+                                    "named person only when it is clearly theirs.")
+    ad.add_argument("out", metavar="OUT", help="output folder of an earlier run")
+    ad.add_argument("inputs", nargs="+", metavar="INPUT", help="video files, image files or folders (recursive)")
+
+    rm = sub.add_parser("remove", help="take inputs (or every input under a folder) out of OUT",
+                        description="Removes the inputs' faces, crops, frames and labels; every decision about other "
+                                    "faces stays.")
+    rm.add_argument("out", metavar="OUT", help="output folder of an earlier run")
+    rm.add_argument("sources", nargs="+", metavar="SOURCE", help="an input as OUT's manifest lists it, or a folder")
+
+    pp = sub.add_parser("people", help="list OUT's people: folder, name, faces, screen time, videos, first seen",
+                        description="The people of OUT as the cast ranks them, with the names given so far.")
+    pp.add_argument("out", metavar="OUT", help="output folder of an earlier run")
+    pp.add_argument("--json", action="store_true", help="one JSON list")
+
+    nm = sub.add_parser("name", help="name a person of OUT (as the review page does)",
+                        description="PERSON is a number's folder (person_003) or a current name; the decision is saved "
+                                    "in OUT/review.sqlite and the person's folder renamed at once.")
+    nm.add_argument("out", metavar="OUT", help="output folder of an earlier run")
+    nm.add_argument("person", metavar="PERSON", help="person_003, or the person's current name")
+    nm.add_argument("name", metavar="NAME", help="the new name")
 
     cl = sub.add_parser("cluster", help="re-cluster OUT from its cached features (inputs are not read again)",
                         description="Re-cluster from OUT/features.sqlite with new clustering/fusion settings.")
@@ -68,8 +93,9 @@ def _parser() -> argparse.ArgumentParser:
 
     for sp in (run, cl):
         sp.add_argument("-c", "--config", help="YAML config file (defaults: configs/default.yaml values)")
+    for sp in (run, cl, ad):
         sp.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help=_SET_HELP)
-    for sp in (run, cl, ev, sw, rv, ex):
+    for sp in (run, cl, ev, sw, rv, ex, ad, rm, pp, nm):
         sp.add_argument("-q", "--quiet", action="store_true", help="no progress bars, warnings only")
         sp.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     return p
@@ -108,6 +134,8 @@ def main(argv: list[str] | None = None) -> int:
             return _export(args)
         if args.command == "review":
             return _review(args)
+        if args.command in ("add", "remove", "people", "name"):
+            return _library(args, started)
         if args.command == "run":
             config = load_config(args.config, args.set)
             manifest = api.run(args.inputs, args.out, config, overwrite=args.overwrite, progress=not args.quiet)
@@ -132,6 +160,37 @@ def main(argv: list[str] | None = None) -> int:
             f"{s['faces']} faces in {s['frames']} frames -> {s['clusters']} people, {s['unassigned']} unassigned; "
             f"{s['skipped_inputs']} inputs skipped; wrote {args.out} in {time.perf_counter() - started:.1f} s"
         )
+    return 0
+
+
+def _library(args: argparse.Namespace, started: float) -> int:
+    from . import library
+
+    if args.command == "people":
+        rows = library.people(args.out)
+        if args.json:
+            print(json.dumps(rows, ensure_ascii=False))
+            return 0
+        print(f"{'person':11s} {'name':24s} {'faces':>6s} {'screen s':>9s}  videos, first seen")
+        for r in rows:
+            seen = f"{r['first_source']}" + (f" at {r['first_time_s']:.1f} s" if r["first_time_s"] is not None else "")
+            print(f"{r['person']:11s} {(r['name'] or '-')[:24]:24s} {r['faces']:6d} {r['screen_time_s'] or 0:9.1f}  "
+                  f"{len(r['videos'])}, {seen}")
+        return 0
+    if args.command == "name":
+        row = library.name(args.out, args.person, args.name)
+        print(f"{row['person']} is now {row['name']!r} ({row['faces']} faces, folder people/{row['folder']})")
+        return 0
+    if args.command == "remove":
+        manifest, removed = library.remove(args.out, args.sources)
+        print(f"removed {len(removed)} inputs; {manifest['summary']['faces']} faces, {manifest['summary']['clusters']} "
+              f"people left in {args.out}")
+        return 0
+    manifest, s = library.add(args.out, args.inputs, args.set, progress=not args.quiet)
+    joined = ", ".join(f"{k} +{v}" for k, v in sorted(s.joined.items())) or "nobody"
+    print(f"added {len(s.added)} inputs ({s.faces} faces): joined {joined}; {s.new_people} new people; "
+          f"{len(s.already)} already in OUT (not decoded again), {len(s.skipped)} skipped; "
+          f"{manifest['summary']['clusters']} people in {args.out} ({time.perf_counter() - started:.1f} s)")
     return 0
 
 

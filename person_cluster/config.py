@@ -76,7 +76,7 @@ class DetectionConfig:
     score_threshold: float | None = None  # null: the model's default (centerface 0.5; hog/cnn dlib's 0.0)
     upsample: int = 1  # hog/cnn: dlib upsampling passes: 1 finds faces down to ~40 px, 0 only from ~80 px
     upsample_with: str = "opencv"  # hog: "opencv" doubles the frame with OpenCV (faster), "dlib" with pyramid_up
-    grayscale: bool = False  # hog: scan the luma image (a third faster; see README for its recall)
+    grayscale: bool = False  # hog: scan the luma image (a third faster; its recall: docs/speed.md)
 
     def validate(self) -> None:
         from .detection import DETECTORS
@@ -97,6 +97,9 @@ class FaceConfig:
     batch_size: int = 32  # chips per onnxruntime call
     num_jitters: int = field(default=0, metadata=EXTRACTED)  # dlib re-samples the chip this many times; 0 is fastest
     padding: float = field(default=0.25, metadata=EXTRACTED)  # dlib chip padding around the aligned face
+    # Also describe the mirrored chip (a second descriptor pass): for fusion.mirror_average, and for the quality
+    # gate's cue of how far apart the two are (see quality.py). Off by default, as both are (README, quality).
+    flip: bool = field(default=False, metadata=EXTRACTED)
 
     def validate(self) -> None:
         _require(self.backend != "torch", "face.backend", "'torch' is now 'onnx' (the same network, run by onnxruntime)")
@@ -140,15 +143,36 @@ class ClothConfig:
 class FusionConfig:
     face_weight: float = 1.0
     cloth_weight: float = 0.5
-    # Clothing is compared only between faces (tracks) of one video at most this many seconds apart: people change
-    # clothes between scenes. null: always compared. Photos are always compared with each other.
-    cloth_window_sec: float | None = 10.0
+    # Where clothing is compared (people change clothes between scenes): "scene" between tracks of one scene of a
+    # video (see the scenes section); "window" between tracks of one video at most cloth_window_sec apart; "always"
+    # between any two. Photos are always compared with each other.
+    cloth_scope: str = "scene"
+    cloth_window_sec: float = 10.0
+    # The mean of a face's and its mirror image's descriptors (where the cache has both: face.flip) instead of the
+    # face's own. Same/other-person pairs separate better (ROC AUC 0.974 -> 0.983 on friends_kitchen), but at the
+    # same threshold LFW's pairwise F falls from 0.964 to 0.930, so it is off by default.
+    mirror_average: bool = False
 
     def validate(self) -> None:
         _require(self.face_weight > 0, "fusion.face_weight", "must be > 0")
         _require(self.cloth_weight >= 0, "fusion.cloth_weight", "must be >= 0")
-        _require(self.cloth_window_sec is None or self.cloth_window_sec >= 0, "fusion.cloth_window_sec",
-                 "must be null or >= 0")
+        _require(self.cloth_scope in ("scene", "window", "always"), "fusion.cloth_scope",
+                 "must be scene, window or always")
+        _require(self.cloth_window_sec >= 0, "fusion.cloth_window_sec", "must be >= 0")
+
+
+@dataclass
+class ScenesConfig:
+    """Scenes (see person_cluster.scenes): runs of shots of one place, within which clothing is compared."""
+
+    # Two shots at most `lookahead` shots apart whose backgrounds (colour histograms outside the people) have at
+    # least this histogram intersection are one scene, and so is every shot between them.
+    min_similarity: float = 0.35
+    lookahead: int = 3
+
+    def validate(self) -> None:
+        _require(0 < self.min_similarity <= 1, "scenes.min_similarity", "must be in (0, 1]")
+        _require(self.lookahead >= 1, "scenes.lookahead", "must be >= 1")
 
 
 @dataclass
@@ -159,11 +183,42 @@ class TrackingConfig:
     max_gap_sec: float = 1.5  # a track stays open this long after its last face (a missed detection, a turn)
     max_face_distance: float = 0.5  # L2-normalised descriptor distance to the track's last face
     max_shift: float = 1.0  # centre movement since the track's last face, in face-box sizes
+    # A track is a must-link, so a wrong one costs more than a broken one. Where a face could continue two tracks,
+    # or a track two faces, whose descriptor distances differ by less than this (people crossing, one face hiding
+    # another), the track ends rather than guess. 0: always take the Hungarian method's choice.
+    ambiguity_margin: float = 0.1
+    # A track whose two parts' mean descriptors are further apart than this is two tracks (an identity switch the
+    # gates let through); it is split where the parts differ most, again for each part. null: never split.
+    split_distance: float | None = 0.4
 
     def validate(self) -> None:
         _require(self.max_gap_sec >= 0, "tracking.max_gap_sec", "must be >= 0")
         _require(0 < self.max_face_distance <= 2, "tracking.max_face_distance", "must be in (0, 2]")
         _require(self.max_shift >= 0, "tracking.max_shift", "must be >= 0")
+        _require(self.ambiguity_margin >= 0, "tracking.ambiguity_margin", "must be >= 0")
+        _require(self.split_distance is None or self.split_distance > 0, "tracking.split_distance",
+                 "must be null or > 0")
+
+
+@dataclass
+class QualityConfig:
+    """The quality gate (see person_cluster.quality and person_cluster.clustering.gate). Off by default: on the
+    living-room truth it raised NMI by 0.03 but it split friends_kitchen's Rachel and the face-crop folder's people
+    (BCubed F 0.976 -> 0.887), see the README's quality table."""
+
+    enabled: bool = False
+    # An item (a track, or a photo's face) whose best face's quality is below this takes no part in forming
+    # clusters; a track is described by the mean of its faces at or above it (all of them, if none is).
+    min_quality: float = 0.5
+    # A poor item joins the cluster whose nearest good item is closer than assign_distance, when every other
+    # cluster's nearest good item is at least assign_margin further; the others are clustered among themselves.
+    assign_distance: float = 0.5
+    assign_margin: float = 0.05
+
+    def validate(self) -> None:
+        _require(0 <= self.min_quality <= 1, "quality.min_quality", "must be in [0, 1]")
+        _require(self.assign_distance > 0, "quality.assign_distance", "must be > 0")
+        _require(self.assign_margin >= 0, "quality.assign_margin", "must be >= 0")
 
 
 @dataclass
@@ -178,7 +233,7 @@ class ClusteringConfig:
     rank_neighbors: int = 20  # rank-order: length of each face's neighbour list (Zhu et al.'s K)
     rank_threshold: float = 14.0  # rank-order: merge when the rank-order distance is below this ...
     rank_normalized_threshold: float = 1.0  # ... and the normalised (local density) distance below this
-    # Above this many faces, distances come from a k-nearest-neighbour graph (faiss HNSW) instead of all pairs:
+    # Above this many faces, distances come from a k-nearest-neighbour graph (faiss IVF) instead of all pairs:
     # memory O(n k) instead of O(n^2).
     dense_max_faces: int = 20000
     knn_neighbors: int = 32
@@ -285,6 +340,8 @@ class Config:
     cloth: ClothConfig = field(default_factory=ClothConfig)
     fusion: FusionConfig = field(default_factory=FusionConfig)
     tracking: TrackingConfig = field(default_factory=TrackingConfig)
+    scenes: ScenesConfig = field(default_factory=ScenesConfig)
+    quality: QualityConfig = field(default_factory=QualityConfig)
     clustering: ClusteringConfig = field(default_factory=ClusteringConfig)
     postprocess: PostprocessConfig = field(default_factory=PostprocessConfig)
     output: OutputConfig = field(default_factory=OutputConfig)
@@ -312,7 +369,7 @@ class Config:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any] | None) -> Config:
-        data = dict(data or {})
+        data = _upgrade(dict(data or {}))
         kwargs = {}
         sections = {f.name: f for f in dataclasses.fields(cls)}
         for name, value in data.items():
@@ -346,6 +403,18 @@ EXTRACTION_KEYS: tuple[str, ...] = tuple(
 )
 
 
+def _upgrade(data: dict[str, Any]) -> dict[str, Any]:
+    """Settings as earlier versions wrote them (the config stored in an older OUT): ``fusion.cloth_window_sec:
+    null`` (clothing always compared) is ``fusion.cloth_scope: always``."""
+    fusion = data.get("fusion")
+    if isinstance(fusion, Mapping) and "cloth_window_sec" in fusion and fusion["cloth_window_sec"] is None:
+        _require("cloth_scope" not in fusion, "fusion.cloth_window_sec",
+                 "null (clothing always compared) is now fusion.cloth_scope: always")
+        fusion = {k: v for k, v in fusion.items() if k != "cloth_window_sec"}
+        data["fusion"] = {**fusion, "cloth_scope": "always"}
+    return data
+
+
 def _split_override(text: str) -> tuple[str, Any]:
     key, sep, raw = text.partition("=")
     _require(bool(sep) and bool(key.strip()), text, "overrides look like section.key=value")
@@ -377,7 +446,7 @@ _NULLABLE: dict[str, type] = {
     "detection.max_side": int,
     "detection.score_threshold": float,
     "cloth.weights_file": str,
-    "fusion.cloth_window_sec": float,
+    "tracking.split_distance": float,
     "postprocess.merge_face_threshold": float,
     "postprocess.merge_cloth_threshold": float,
     "runtime.ray_address": str,

@@ -2,9 +2,9 @@
 
 Each part is L2-normalised and multiplied by its weight; the fused vector is their concatenation, so the squared
 fused distance is ``face_weight^2 * d_face^2 + cloth_weight^2 * d_cloth^2``. Where clothing cannot be compared
-(either item has no clothing feature, or the two are further apart in time than ``fusion.cloth_window_sec``:
-people change clothes between scenes) the face distance stands in for the clothing distance, so such a pair is
-judged by the face alone, on the same scale as every other pair.
+(either item has no clothing feature, or the two are in different groups: people change clothes between scenes,
+so the groups are scenes, or videos with a time window) the face distance stands in for the clothing distance, so
+such a pair is judged by the face alone, on the same scale as every other pair.
 """
 
 from __future__ import annotations
@@ -31,10 +31,11 @@ class Fusion:
     has_cloth: np.ndarray  # (n,) bool
     face_weight: float = 1.0
     cloth_weight: float = 0.5
-    # Clothing is compared only between items of one video whose time spans are at most cloth_window apart
-    # (None: always). video[i]: the item's video (-1: a photo, compared with every other photo); start/end: seconds.
+    # Clothing is compared only between items of one group (a scene, or a video; -1: a photo, compared with every
+    # other photo; None: one group), and with cloth_window (seconds) only between items whose time spans (start,
+    # end) are at most that far apart.
     cloth_window: float | None = None
-    video: np.ndarray | None = None
+    group: np.ndarray | None = None
     start: np.ndarray | None = None
     end: np.ndarray | None = None
 
@@ -67,8 +68,8 @@ class Fusion:
         if not self.has_cloth.all():
             missing = ~self.has_cloth
             valid = ~squareform(np.logical_or.outer(missing, missing).astype(np.uint8), checks=False).astype(bool)
-        if self._windowed:
-            valid = valid & self._within_window_condensed()
+        if self.group is not None and not (self.cloth_window is None and (self.group == self.group[0]).all()):
+            valid = valid & self._comparable_condensed()
         return self._combine(d_face, pdist(self.cloth).astype(np.float64), valid)
 
     def pairs(self, i: np.ndarray, j: np.ndarray) -> np.ndarray:
@@ -82,8 +83,8 @@ class Fusion:
                 continue
             d_cloth = np.linalg.norm(self.cloth[a] - self.cloth[b], axis=1).astype(np.float64)
             valid = self.has_cloth[a] & self.has_cloth[b]
-            if self._windowed:
-                valid &= self._within_window(a, b)
+            if self.group is not None:
+                valid &= self._comparable(a, b)
             out[s:s + len(a)] = self._combine(d_face, d_cloth, valid)
         return out
 
@@ -91,23 +92,25 @@ class Fusion:
         d_cloth = np.where(valid, d_cloth, d_face)
         return np.sqrt((self.face_weight * d_face) ** 2 + (self.cloth_weight * d_cloth) ** 2)
 
-    @property
-    def _windowed(self) -> bool:
-        return self.cloth_window is not None and self.video is not None and bool((self.video >= 0).any())
+    def _comparable(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+        """Whether the clothing of items ``a[k]`` and ``b[k]`` may be compared (same group, within the window)."""
+        group = self.group
+        same = group[a] == group[b]
+        if self.cloth_window is None:
+            return same
+        gap = np.maximum(self.start[a], self.start[b]) - np.minimum(self.end[a], self.end[b])  # < 0: overlap
+        return same & ((group[a] < 0) | (gap <= self.cloth_window))
 
-    def _within_window(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
-        video, start, end = self.video, self.start, self.end
-        gap = np.maximum(start[a], start[b]) - np.minimum(end[a], end[b])  # < 0 where the spans overlap
-        photos = (video[a] < 0) & (video[b] < 0)
-        return photos | ((video[a] == video[b]) & (video[a] >= 0) & (gap <= self.cloth_window))
-
-    def _within_window_condensed(self) -> np.ndarray:
+    def _comparable_condensed(self) -> np.ndarray:
         out = np.empty(self.n * (self.n - 1) // 2, bool)
-        pos = 0
+        group, pos = self.group, 0
         for i in range(self.n - 1):  # row by row: memory O(n) besides the output
-            j = np.arange(i + 1, self.n)
-            out[pos:pos + len(j)] = self._within_window(np.full(len(j), i), j)
-            pos += len(j)
+            row = slice(pos, pos + self.n - i - 1)
+            if self.cloth_window is None:
+                out[row] = group[i + 1:] == group[i]
+            else:
+                out[row] = self._comparable(np.full(self.n - i - 1, i), np.arange(i + 1, self.n))
+            pos = row.stop
         return out
 
 

@@ -42,6 +42,7 @@ from .cache import FeatureCache
 from .config import Config, DetectionConfig, FaceConfig, OutputConfig, SamplingConfig
 from .embedding.clothing import cloth_region
 from .errors import PersonClusterError
+from .quality import chip_sharpness
 from .records import FaceCandidate, Frame, FrameInfo, InputItem
 from .sampling import FramePlan, InputError, Span, plan_frames, planned_in, read_planned_frames, shot_detector
 from .sampling.shots import FrameScores
@@ -73,7 +74,8 @@ class FrameAnalyzer:
             bbox = det.box.clip(w, h)
             # A box can reach past the frame edge; one with (almost) nothing inside the frame has no usable crop.
             if min(bbox.width, bbox.height) >= 2:
-                out.append(FaceCandidate(det, bbox, self.align(rgb, det.box)))
+                chip = self.align(rgb, det.box)
+                out.append(FaceCandidate(det, bbox, chip, chip_sharpness(chip)))
         return out
 
 
@@ -415,10 +417,16 @@ class Extractor:
             for face, frame in zip(faces, frames, strict=True):
                 face.cloth_region = cloth_region(face.bbox, frame.width, frame.height, self.config.cloth)
         clothed = [k for k, face in enumerate(faces) if face.cloth_region is not None]
-        descriptors = face_encoder([face.chip for face in faces])
+        chips = [face.chip for face in faces]
+        if self.config.face.flip:  # one call for both: the batches stay full
+            chips += [chip[:, ::-1] for chip in chips]
+        descriptors = face_encoder(chips)
         cloth = cloth_embedder([faces[k].cloth_region.cut(frames[k].image) for k in clothed]) if clothed else []
-        for face, descriptor in zip(faces, descriptors, strict=True):
+        for face, descriptor in zip(faces, descriptors, strict=False):
             face.face_embedding = descriptor
+        if self.config.face.flip:
+            for face, descriptor in zip(faces, descriptors[len(faces):], strict=True):
+                face.face_flip_embedding = descriptor
         for k, feature in zip(clothed, cloth, strict=True):
             faces[k].cloth_embedding = feature
 
@@ -430,11 +438,15 @@ def _import_all(modules: tuple[str, ...]) -> None:
 
 
 def _encode(frames: list[tuple[Frame, list[FaceCandidate]]], output: OutputConfig,
-            with_frames: bool) -> list[tuple[list[tuple[bytes, bytes]], bytes | None]]:
-    """(face crop, upper-body crop) JPEGs of every face of ``frames``, and (``with_frames``) each frame's JPEG."""
+            with_frames: bool) -> list[tuple[list[tuple[bytes, bytes]], np.ndarray, bytes | None]]:
+    """(face crop, upper-body crop) JPEGs of every face of ``frames``, each frame's background histogram
+    (:func:`~person_cluster.scenes.background_histogram`) and (``with_frames``) the frame's JPEG."""
     from .outputs.crops import face_crops, frame_jpg
+    from .scenes import background_histogram
 
-    return [([face_crops(frame, face.bbox, output) for face in faces], frame_jpg(frame, output) if with_frames else None)
+    return [([face_crops(frame, face.bbox, output) for face in faces],
+             background_histogram(frame.image, [face.bbox for face in faces]),
+             frame_jpg(frame, output) if with_frames else None)
             for frame, faces in frames]
 
 
@@ -487,8 +499,8 @@ class _Batch:
                              [frame for frame, faces in frames for _ in faces])
         self.summary.cnn_s += time.perf_counter() - t
         t = time.perf_counter()
-        stored = {id(frame): ([face.record(frame, *jpgs) for face, jpgs in zip(faces, crops, strict=True)], jpg)
-                  for (frame, faces), (crops, jpg) in zip(frames, encoded.result(), strict=True)}
+        stored = {id(frame): ([face.record(frame, *jpgs) for face, jpgs in zip(faces, crops, strict=True)], hist, jpg)
+                  for (frame, faces), (crops, hist, jpg) in zip(frames, encoded.result(), strict=True)}
         sink, summary = self.sink, self.summary
         with sink.transaction():
             for ev, _ in self.items:
@@ -496,9 +508,9 @@ class _Batch:
                     case InputStarted(position=position, item=item):
                         sink.input_started(position, item)
                     case FrameDecoded(frame=frame):
-                        faces, jpg = stored[id(frame)]
-                        sink.add_frame(FrameInfo(frame.source, frame.index, frame.time_s, frame.width, frame.height),
-                                       faces, jpg)
+                        faces, background, jpg = stored[id(frame)]
+                        sink.add_frame(FrameInfo(frame.source, frame.index, frame.time_s, frame.width, frame.height,
+                                                 background), faces, jpg)
                         summary.frames += 1
                         summary.faces += len(faces)
                     case InputEnded(position=position, item=item, error=error, scores=scores):

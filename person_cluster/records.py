@@ -6,7 +6,7 @@ which the feature cache stores. Clustering works on :class:`FaceTable`, the colu
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -102,14 +102,18 @@ class FaceCandidate:
     detection: Detection
     bbox: Box  # the detection's box clipped to the frame
     chip: np.ndarray  # dlib's aligned 150x150 RGB chip, the face descriptor's input
+    sharpness: float = 0.0  # variance of the Laplacian of the chip's grey image (see quality.py)
     cloth_region: Box | None = None  # set at embedding; None: no usable clothing region
     face_embedding: np.ndarray | None = None
+    face_flip_embedding: np.ndarray | None = None  # the mirrored chip's descriptor (face.flip)
     cloth_embedding: np.ndarray | None = None
 
     def record(self, frame: Frame, face_jpg: bytes, body_jpg: bytes | None) -> FaceRecord:
         assert self.face_embedding is not None, "embed the face first"
+        landmarks = None if self.detection.landmarks is None else np.asarray(self.detection.landmarks, np.float32)
         return FaceRecord(frame.source, frame.index, frame.time_s, self.bbox, self.detection.score,
-                          self.face_embedding, self.cloth_embedding, face_jpg, body_jpg)
+                          self.face_embedding, self.cloth_embedding, face_jpg, body_jpg,
+                          self.face_flip_embedding, self.sharpness, landmarks)
 
 
 @dataclass
@@ -125,6 +129,9 @@ class FaceRecord:
     cloth_embedding: np.ndarray | None  # None when no usable clothing region exists
     face_jpg: bytes = b""
     body_jpg: bytes | None = None
+    face_flip_embedding: np.ndarray | None = None  # raw descriptor of the mirrored chip (None: face.flip off)
+    sharpness: float = 0.0
+    landmarks: np.ndarray | None = None  # (5, 2) the detector's points in frame pixels, where it has them
 
 
 @dataclass
@@ -136,6 +143,8 @@ class FrameInfo:
     time_s: float | None
     width: int
     height: int
+    # Colour histogram of the frame outside its people (see scenes.py): which shots show one place.
+    background: np.ndarray | None = None
 
 
 @dataclass
@@ -152,10 +161,27 @@ class FaceTable:
     has_cloth: np.ndarray  # (n,) bool
     # (n,) int: each face's shot in its video (-1: a photo, or a video whose shots were not found)
     shots: np.ndarray | None = None
+    # What the face quality is estimated from (see quality.py); absent for tables built by hand.
+    face_flip: np.ndarray | None = None  # (n, 128) raw descriptors of the mirrored chips, or None
+    scores: np.ndarray | None = None  # (n,) detector scores
+    sharpness: np.ndarray | None = None  # (n,) variance of the Laplacian of the aligned chip
+    landmarks: np.ndarray | None = None  # (n, 5, 2) the detector's points; NaN where it has none
+    has_body: np.ndarray | None = None  # (n,) bool: the cache holds an upper-body crop of the face
+    # (source, shot) -> the mean background histogram of the shot's sampled frames (see scenes.py)
+    shot_backgrounds: dict[tuple[str, int], np.ndarray] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
+        n = len(self.ids)
         if self.shots is None:
-            self.shots = np.full(len(self.ids), -1, np.int64)
+            self.shots = np.full(n, -1, np.int64)
+        if self.scores is None:
+            self.scores = np.ones(n)
+        if self.sharpness is None:
+            self.sharpness = np.full(n, np.nan)
+        if self.landmarks is None:
+            self.landmarks = np.full((n, 5, 2), np.nan, np.float32)
+        if self.has_body is None:
+            self.has_body = np.ones(n, bool)
 
     def __len__(self) -> int:
         return int(self.ids.shape[0])

@@ -6,6 +6,12 @@ allowed only if it is close in the descriptor space (``max_face_distance``) *and
 most ``max_shift`` box sizes, the size changed by less than 2x). A face no track takes starts one. Tracks never
 cross a cut (shots come from :mod:`.sampling.shots`) and never hold two faces of one frame; photos give one-face
 tracks. Tracks are computed from the cache at clustering time, so their settings can be tuned by ``cluster``.
+
+A track is a must-link: clustering never separates its faces. So where the choice is not clear it ends the track
+rather than guess (two people crossing, one face hiding another: a face that could continue two tracks, or a
+track that could take two faces, at descriptor distances within ``ambiguity_margin`` of each other), and a track
+whose two parts look like two people (their mean descriptors more than ``split_distance`` apart: a switch the gates
+let through) is split where its parts differ most.
 """
 
 from __future__ import annotations
@@ -48,11 +54,17 @@ class Tracks:
     def mean(self, x: np.ndarray, mask: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
         """Each track's mean of the L2-normalised rows of ``x`` (those in ``mask``), normalised again, and whether
         the track had any such row."""
-        use = np.ones(len(x), bool) if mask is None else mask
+        use = np.ones(len(x), bool) if mask is None else np.asarray(mask, bool)
         sums = np.zeros((self.count, x.shape[1]), np.float64)
         np.add.at(sums, self.ids[use], l2_normalize(x[use]))
         present = np.bincount(self.ids[use], minlength=self.count) > 0
         return l2_normalize(sums.astype(np.float32)), present
+
+    def best(self, x: np.ndarray) -> np.ndarray:
+        """Each track's largest value of ``x`` (one per face)."""
+        out = np.full(self.count, -np.inf)
+        np.fmax.at(out, self.ids, np.asarray(x, np.float64))
+        return out
 
     def spans(self, table: FaceTable) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Each track's video (an index over the table's video sources; -1 for a photo) and first and last time."""
@@ -109,7 +121,7 @@ def link_tracks(table: FaceTable, config: TrackingConfig) -> Tracks:
                 allowed = (cost <= config.max_face_distance) & (shift <= config.max_shift) & (ratio < 2) & (ratio > 0.5)
                 rows, cols = linear_sum_assignment(np.where(allowed, cost, _FORBIDDEN))
                 for r, c in zip(rows, cols):
-                    if allowed[r, c]:
+                    if allowed[r, c] and not _ambiguous(cost, allowed, r, c, config.ambiguity_margin):
                         track[cand[c]] = open_tracks[r][0]
                         open_tracks[r] = (open_tracks[r][0], int(cand[c]))
                         taken.add(int(cand[c]))
@@ -117,4 +129,40 @@ def link_tracks(table: FaceTable, config: TrackingConfig) -> Tracks:
                 if i not in taken:
                     track[i], next_id = next_id, next_id + 1
                     open_tracks.append((int(track[i]), i))
+    if config.split_distance is not None:
+        track = split_inconsistent(Tracks.by_first_face(track), face, config.split_distance).ids
     return Tracks.by_first_face(track)
+
+
+def _ambiguous(cost: np.ndarray, allowed: np.ndarray, r: int, c: int, margin: float) -> bool:
+    """Whether another allowed face for track ``r``, or another allowed track for face ``c``, is within ``margin``
+    of the pair's distance: then which is whose is a guess."""
+    if margin <= 0:
+        return False
+    near = cost[r, c] + margin
+    others_r = allowed[r] & (cost[r] < near)
+    others_c = allowed[:, c] & (cost[:, c] < near)
+    return int(others_r.sum()) > 1 or int(others_c.sum()) > 1
+
+
+def split_inconsistent(tracks: Tracks, face: np.ndarray, distance: float, min_part: int = 2) -> Tracks:
+    """``tracks`` with every track whose parts (faces before and after some point, each at least ``min_part``)
+    have mean descriptors (of the normalised ``face`` rows) more than ``distance`` apart split there, at the point
+    where they differ most, and again inside each part."""
+    ids = tracks.ids.copy()
+    next_id = tracks.count
+    todo = [m for m in tracks.members() if len(m) >= 2 * min_part]
+    while todo:
+        members = todo.pop()
+        x = face[members].astype(np.float64)
+        ahead = np.cumsum(x, axis=0)[min_part - 1:len(x) - min_part]  # sums of the first k faces, k >= min_part
+        behind = x.sum(axis=0) - ahead  # sums of the rest
+        gaps = np.linalg.norm(l2_normalize(ahead.astype(np.float32)) - l2_normalize(behind.astype(np.float32)), axis=1)
+        k = int(np.argmax(gaps))
+        if gaps[k] <= distance:
+            continue
+        cut = k + min_part
+        ids[members[cut:]] = next_id
+        next_id += 1
+        todo += [part for part in (members[:cut], members[cut:]) if len(part) >= 2 * min_part]
+    return Tracks(ids)

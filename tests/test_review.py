@@ -91,6 +91,29 @@ def test_the_page_counts_screen_time_as_the_cast_does(out):
     assert ranked == [f"c{m['cluster']}" for m in manifest["cast"]]  # the same order as the cast
 
 
+def test_naming_people_changes_neither_their_screen_time_nor_their_appearances_nor_their_numbers(out):
+    """A name is a decision that joins a person's faces for clustering; the cast must still count their tracks as
+    the tracker linked them (it once counted the joined group as one appearance: Rachel 31.0 s -> 4.6 s)."""
+    from person_cluster.review import Decisions
+
+    before = json.loads((out / "manifest.json").read_text())
+    with Decisions(out) as d:
+        for k, member in enumerate(before["cast"][:2]):
+            faces = [face_key(f["source"], f["frame"], f["bbox"]) for f in before["faces"]
+                     if f["cluster"] == member["cluster"]]
+            d.name(faces, f"Person {k}")
+    after = api.cluster_out(out)
+    assert len(after["tracks"]) == len(before["tracks"])
+    named = {c["id"]: c["name"] for c in after["clusters"] if c["name"]}
+    assert sorted(named.values()) == ["Person 0", "Person 1"]
+    for member in before["cast"][:2]:
+        (row,) = [r for r in after["cast"] if r["cluster"] == member["cluster"]]  # the same number
+        assert (row["screen_time_s"], row["appearances"], row["faces"]) == (
+            member["screen_time_s"], member["appearances"], member["faces"])
+        assert row["folder"] == named[member["cluster"]].replace(" ", "_")
+    assert [r["cluster"] for r in after["cast"]] == [r["cluster"] for r in before["cast"]]
+
+
 def test_hostile_requests_get_a_4xx_and_change_nothing(out):
     app = ReviewApp(out, port=5555)
     people = json.loads(app.handle("GET", "/api/people", {}).body)["people"]

@@ -65,25 +65,41 @@ class DenseDistances:
         a, b = np.triu_indices(len(idx), 1)
         return self.condensed[condensed_index(idx[a], idx[b], self.n)]
 
-    def neighbours(self, k: int) -> tuple[np.ndarray, np.ndarray]:
-        """Each item's ``k`` nearest other items, nearest first: indices and distances (n, k); -1/inf pads."""
+    def subset(self, idx: np.ndarray) -> DenseDistances:
+        """The distances among the items ``idx`` (sorted ascending), numbered 0.. in that order. Row by row, so
+        that memory is the result's only (``among`` would hold two index arrays per pair)."""
+        idx = np.asarray(idx, np.int64)
+        m = len(idx)
+        out = np.empty(m * (m - 1) // 2, np.float64)
+        pos = 0
+        for k in range(m - 1):
+            i, js = idx[k], idx[k + 1:]
+            out[pos:pos + len(js)] = self.condensed[self.n * i - i * (i + 1) // 2 + js - i - 1]
+            pos += len(js)
+        return DenseDistances(out, m)
+
+    def neighbours(self, k: int, rows: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """Each item's (or each of ``rows``') ``k`` nearest other items, nearest first: indices and distances
+        (len(rows), k); -1/inf pads."""
         n, k_eff = self.n, min(k, self.n - 1)
-        idx = np.full((n, k), -1, np.int64)
-        dist = np.full((n, k), np.inf)
+        rows_all = np.arange(n) if rows is None else np.asarray(rows, np.int64)
+        idx = np.full((len(rows_all), k), -1, np.int64)
+        dist = np.full((len(rows_all), k), np.inf)
         if k_eff < 1:
             return idx, dist
         cols = np.arange(n)
-        for start in range(0, n, 1024):  # row blocks keep memory at O(1024 n)
-            rows = np.arange(start, min(n, start + 1024))
-            a, b = np.minimum(rows[:, None], cols[None, :]), np.maximum(rows[:, None], cols[None, :])
+        for start in range(0, len(rows_all), 1024):  # row blocks keep memory at O(1024 n)
+            block_rows = rows_all[start:start + 1024]
+            a, b = np.minimum(block_rows[:, None], cols[None, :]), np.maximum(block_rows[:, None], cols[None, :])
             same = a == b
             block = self.condensed[np.where(same, 0, condensed_index(a, b, n))]
             block[same] = np.inf
             part = np.argpartition(block, k_eff - 1, axis=1)[:, :k_eff]
             d = np.take_along_axis(block, part, axis=1)
             order = np.lexsort((part, d), axis=1)  # by distance, ties by index: deterministic
-            idx[rows, :k_eff] = np.take_along_axis(part, order, axis=1)
-            dist[rows, :k_eff] = np.take_along_axis(d, order, axis=1)
+            out = slice(start, start + len(block_rows))
+            idx[out, :k_eff] = np.take_along_axis(part, order, axis=1)
+            dist[out, :k_eff] = np.take_along_axis(d, order, axis=1)
         return idx, dist
 
 
@@ -125,15 +141,29 @@ class GraphDistances:
             d[condensed_index(np.minimum(pa, pb), np.maximum(pa, pb), len(idx))] = far
         return d
 
-    def neighbours(self, k: int) -> tuple[np.ndarray, np.ndarray]:
-        idx = np.full((self.n, k), -1, np.int64)
-        dist = np.full((self.n, k), np.inf)
+    def subset(self, idx: np.ndarray) -> GraphDistances:
+        """The graph among the items ``idx`` (sorted ascending), numbered 0.. in that order."""
+        idx = np.asarray(idx, np.int64)
+        sub = GraphDistances(self.graph[idx][:, idx], lambda a, b: self._pair_distances(idx[a], idx[b]),
+                             self.vectors[idx])
+        if self._forbidden is not None:
+            from ..constraints import CannotLinks
+
+            links, far = self._forbidden
+            a, b = links.among(idx)
+            sub._forbidden = (CannotLinks(a, b, len(idx)), far)
+        return sub
+
+    def neighbours(self, k: int, rows: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+        rows = np.arange(self.n) if rows is None else np.asarray(rows, np.int64)
+        idx = np.full((len(rows), k), -1, np.int64)
+        dist = np.full((len(rows), k), np.inf)
         g = self.graph
-        for r in range(self.n):
+        for out, r in enumerate(rows):
             cols, d = g.indices[g.indptr[r]:g.indptr[r + 1]], g.data[g.indptr[r]:g.indptr[r + 1]]
             order = np.lexsort((cols, d))[:k]
-            idx[r, :len(order)] = cols[order]
-            dist[r, :len(order)] = d[order]
+            idx[out, :len(order)] = cols[order]
+            dist[out, :len(order)] = d[order]
         return idx, dist
 
 

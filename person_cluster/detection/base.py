@@ -29,6 +29,9 @@ class Detector(ABC):
     # True when detecting releases the GIL (onnxruntime and dlib's HOG do): the pipeline then runs one detector per
     # worker thread; one that holds it (dlib's MMOD CNN) runs in the pipeline's main thread.
     releases_gil: ClassVar[bool] = False
+    # Scores that say "poor face" and "good face" (see person_cluster.quality); None: the score says nothing about
+    # how reliable the face's descriptor is.
+    quality_scores: ClassVar[tuple[float, float] | None] = None
 
     @classmethod
     def check_model(cls) -> None:

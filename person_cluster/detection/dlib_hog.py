@@ -1,6 +1,6 @@
 """dlib's HOG + linear SVM frontal face detector: no model file, frontal faces >= ~80 px / 2^upsample.
 
-Two speed options, both measured against the Norton truth (README, section "Speed"):
+Two speed options, both measured against the Norton truth (docs/speed.md, "dlib HOG options"):
 - ``upsample_with: opencv`` doubles the frame with OpenCV's bilinear resize and scans it without dlib's own
   upsampling: the same scan of the same 2x pyramid, but dlib's ``pyramid_up`` costs about a sixth of the detector's
   time on a 700-px frame, OpenCV's resize almost nothing. Boxes differ from dlib's by a pixel or so.

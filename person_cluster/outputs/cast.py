@@ -113,8 +113,10 @@ def _sharpness(crop: np.ndarray | None) -> float:
 
 
 def build_cast(table: FaceTable, labels: np.ndarray, tracks: np.ndarray, shots: list[Shot],
-               sampling: SamplingConfig, crop_of, folders: dict[int, str] | None = None) -> tuple[list[CastMember], dict]:
-    """Cast members ranked by screen time (then faces, then cluster id), and their screen spans."""
+               sampling: SamplingConfig, crop_of, folders: dict[int, str] | None = None,
+               covers: dict[int, int] | None = None) -> tuple[list[CastMember], dict]:
+    """Cast members ranked by screen time (then faces, then cluster id), and their screen spans. ``covers``:
+    representative faces already chosen (label -> face id), for people whose faces did not change."""
     spans = screen_spans(table.sources, table.times, table.shots, labels, tracks, shots, sampling)
     members: list[CastMember] = []
     for label in sorted(set(labels[labels >= 0].tolist())):
@@ -130,7 +132,8 @@ def build_cast(table: FaceTable, labels: np.ndarray, tracks: np.ndarray, shots: 
             shots=len({(table.sources[i], int(table.shots[i])) for i in in_videos if table.shots[i] >= 0}),
             first_source=table.sources[first], first_time_s=table.times[first],
             last_source=table.sources[last], last_time_s=table.times[last],
-            cover_face=representative_face(idx, table, crop_of),
+            cover_face=(covers or {}).get(label) if (covers or {}).get(label) in set(idx.tolist())
+            else representative_face(idx, table, crop_of),
         ))
     members.sort(key=lambda m: (-(m.screen_time_s or 0.0), -m.faces, m.cluster))
     return members, spans

@@ -5,7 +5,7 @@ at the same moment are serialised by SQLite's lock instead of overwriting each o
 
 Faces are named by what the cache keys them on (source, frame, box), so decisions survive re-clustering; a re-run
 that moved the boxes a little is matched by overlap (:func:`match_faces`). ``person-cluster cluster`` turns them
-into constraints: faces of one person are must-linked, faces of two people cannot-linked, not-a-face faces leave
+into constraints: faces of one person end in one cluster, faces of two people in two, not-a-face faces leave
 the clustering, and each cluster takes the name of the person whose faces it holds.
 """
 
@@ -17,15 +17,11 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import numpy as np
 
 from ..errors import PersonClusterError
 from ..records import FaceTable
-
-if TYPE_CHECKING:  # tracking imports scipy, which `api` must not pay for at start-up
-    from ..tracking import Tracks
 
 DECISIONS_NAME = "review.sqlite"
 MAX_NAME = 200
@@ -265,27 +261,23 @@ class Applied:
     people: dict[int, Person]
     cover: dict[int, int]  # person -> index of their cover face in the table
 
-    def groups(self, tracks: Tracks) -> Tracks:
-        """Faces grouped for clustering: a person's faces are one group (must-links), and a track stays whole
-        unless the user gave its faces to different people (a split): then each decided face goes with its person
-        and the track's undecided faces stay together. The user's word wins over the tracker's."""
-        from scipy.cluster.hierarchy import DisjointSet
-
-        n = len(tracks.ids)
-        sets = DisjointSet(range(n))
-
-        def join(members: np.ndarray) -> None:
-            for m in members[1:]:
-                sets.merge(int(members[0]), int(m))
-
-        for members in tracks.members():
-            owners = set(self.person[members][self.person[members] >= 0].tolist())
-            join(members if len(owners) <= 1 else members[self.person[members] < 0])
-        for p in np.unique(self.person[self.person >= 0]):
-            join(np.flatnonzero(self.person == p))
-        from ..tracking import Tracks  # here, not at import: see the TYPE_CHECKING import above
-
-        return Tracks.by_first_face(np.array([sets[i] for i in range(n)], np.int64))
+    def enforce(self, labels: np.ndarray) -> np.ndarray:
+        """``labels`` with every person's faces in one cluster: the one most of them are in (a person whose
+        cluster another, larger person already took gets a cluster of their own). Faces nobody decided keep the
+        cluster the clustering gave them, so a name attracts no one the clustering would not have put there."""
+        out = np.asarray(labels, np.int64).copy()
+        persons, sizes = np.unique(self.person[self.person >= 0], return_counts=True)
+        taken: set[int] = set()
+        next_label = int(out.max(initial=-1)) + 1
+        for p in persons[np.argsort(-sizes, kind="stable")]:
+            faces = self.person == p
+            values, counts = np.unique(out[faces & (out >= 0)], return_counts=True)
+            free = [int(v) for v in values[np.argsort(-counts, kind="stable")] if int(v) not in taken]
+            label = free[0] if free else next_label
+            next_label += not free
+            out[faces] = label
+            taken.add(label)
+        return out
 
     def person_pairs(self) -> tuple[np.ndarray, np.ndarray]:
         """One face of each of two people, for every two people: cannot-links between the people."""

@@ -1,0 +1,95 @@
+"""Names carry over: name the people of one clip as a user would, add a clip of another episode, count the names.
+
+    python evaluation/benchmark_names.py [--work DIR]
+
+1. `person-cluster run` friends_kitchen_clip.mp4 on its truth's frames (every 6th frame);
+2. name each person the way a user does from the page: each cluster whose faces are mostly one person of the truth
+   is named after that person with `person-cluster name OUT person_NNN NAME` (the four of the kitchen);
+3. `person-cluster add OUT friends_living_room_clip.mp4` (another episode: other clothes, two people never named,
+   Phoebe and Chandler); it is sampled as OUT was, and scored on the frames its truth labels;
+4. of the added clip's faces that match its truth: how many of the named people's faces carry their name (target
+   >= 90%), and how many faces carry a wrong name (target <= 2%), with the time of the add.
+"""
+
+from __future__ import annotations
+
+import argparse
+import collections
+import json
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED = ROOT.parent / "shared" / "testdata"
+KITCHEN, LIVING = SHARED / "videos" / "friends_kitchen_clip.mp4", SHARED / "videos" / "friends_living_room_clip.mp4"
+KITCHEN_TRUTH = SHARED / "truth" / "friends_kitchen_clip.truth.csv"
+LIVING_TRUTH = ROOT / "evaluation" / "truth" / "friends_living_room_clip.truth.csv"
+CLI = [sys.executable, "-m", "person_cluster.cli"]
+
+
+def cli(*args: str) -> str:
+    r = subprocess.run([*CLI, *args], capture_output=True, text=True, check=False)
+    if r.returncode:
+        raise SystemExit(f"{' '.join(args)}: {r.stderr.strip()}")
+    return r.stdout
+
+
+def truth_of(out: Path, truth: Path) -> dict[int, str]:
+    """Manifest face id -> its identity in ``truth`` (faces that match it)."""
+    from person_cluster.evaluation import load_truth
+    from person_cluster.records import FrameInfo
+
+    m = json.loads((out / "manifest.json").read_text())
+    frames = [FrameInfo(f["source"], f["frame"], f["time_s"], f["width"], f["height"]) for f in m["frames"]]
+    faces = m["faces"]
+    match = load_truth(str(truth)).match([f["source"] for f in faces], [f["frame"] for f in faces],
+                                         np.array([f["bbox"] for f in faces]).reshape(-1, 4), frames)
+    return {int(faces[i]["id"]): who for i, who in zip(match.faces.tolist(), match.identities)}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--work", default=str(ROOT / "evaluation" / "work" / "names"))
+    args = ap.parse_args()
+    out = Path(args.work)
+    shutil.rmtree(out, ignore_errors=True)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    cli("run", str(KITCHEN), "-o", str(out), "-q", "--set", "sampling.capture_interval_sec=0.2002002")
+    who = truth_of(out, KITCHEN_TRUTH)
+    manifest = json.loads((out / "manifest.json").read_text())
+    named = {}
+    for c in manifest["clusters"]:
+        ids = [who[f["id"]] for f in manifest["faces"] if f["cluster"] == c["id"] and f["id"] in who]
+        if ids:
+            top, n = collections.Counter(ids).most_common(1)[0]
+            if n > len(ids) / 2 and top not in named.values():
+                named[c["id"]] = top
+    for cluster, name in named.items():
+        cli("name", str(out), f"person_{cluster:03d}", name)
+    started = time.perf_counter()
+    summary = cli("add", str(out), str(LIVING), "-q")
+    seconds = time.perf_counter() - started
+    manifest = json.loads((out / "manifest.json").read_text())
+    names = {c["id"]: c["name"] for c in manifest["clusters"]}
+    who = truth_of(out, LIVING_TRUTH)
+    added = [f for f in manifest["faces"] if f["source"] == str(LIVING) and f["id"] in who]
+    of_named = [f for f in added if who[f["id"]] in named.values()]
+    right = sum(names.get(f["cluster"]) == who[f["id"]] for f in of_named)
+    wrong = sum(names.get(f["cluster"]) not in (None, who[f["id"]]) for f in added)
+    print(f"named in the kitchen clip: {', '.join(sorted(named.values()))}")
+    print(summary.strip())
+    print(f"living room faces scored: {len(added)}; of named people: {len(of_named)}, carrying their name: {right} "
+          f"({right / max(1, len(of_named)):.1%}, target >= 90%); faces carrying a wrong name: {wrong} "
+          f"({wrong / max(1, len(added)):.1%}, target <= 2%); add took {seconds:.1f} s")
+    per = collections.Counter((who[f["id"]], names.get(f["cluster"]) or "-") for f in added)
+    for (truth, name), n in sorted(per.items()):
+        print(f"  {truth:10s} -> {name:10s} {n}")
+
+
+if __name__ == "__main__":
+    main()
