@@ -250,7 +250,7 @@ def check_frames_read(path: str, yielded: int, expected: int) -> None:
 
 def plan_chunks(path: str, through: int, chunk_sec: float) -> list[Span]:
     """Keyframe-aligned chunks covering frames 0 .. ``through``: each starts at the first keyframe at or after a
-    multiple of ``chunk_sec``. Packets are demuxed, not decoded (the 10-minute 720p benchmark video: ~0.5 s), and
+    multiple of ``chunk_sec``. Packets are demuxed, not decoded (the 10-minute 720p benchmark video: 0.12 s), and
     a keyframe's number follows from its pts as :class:`_Numbering` numbers frames; frame 0's pts is that of the
     first frame decoded, as in a sequential read. One chunk (the whole video) where frames cannot be numbered by
     pts (a variable frame rate: they are counted in order, which needs one reader from the start)."""
