@@ -1,40 +1,42 @@
-"""Clustering quality on LFW and on the hand-labelled Norton clip: seed baselines and this project side by side.
+"""Clustering quality on every shared truth: seed baselines, this project's default, and one row per mechanism.
 
-    python evaluation/benchmark_quality.py [--lfw-out OUT] [--norton-out OUT] [--markdown FILE]
+    python evaluation/benchmark_quality.py [--work DIR] [--only NAME ...] [--markdown FILE]
 
-Extracts each dataset once into its OUT (default: evaluation/work/...; a second run re-uses the feature cache),
-then clusters the cached features with every method below and scores them with `person-cluster evaluate`'s code:
+Extracts each dataset once into DIR/<name> (default evaluation/work/quality; a second run re-uses the feature
+cache), then clusters the cached features with every method below and scores them with `person-cluster
+evaluate`'s code. Extraction uses the default config with ``face.flip: true`` (mirror-image descriptors), which
+the default clustering does not use, so that the mirror-average and quality-gate rows can be measured on the same
+features. Datasets:
 
-* LFW (../shared/testdata/faces/lfw150, all 13,232 photos; ~15 min of extraction on 2 cores): identity = folder,
-  the face nearest the photo centre carries it (``--truth folders``).
-* Norton (../shared/testdata/videos/qengineering_Norton_A.mp4 with its hand truth): sampled every 0.25 s = every
-  6th frame, the frames the truth labels. Face-only and face+clothing.
-* friends_kitchen (../shared/testdata/videos/friends_kitchen_clip.mp4, 4 people over ~10 shots, with its hand
-  truth): sampled every 0.2002002 s = every 6th frame at 29.97 frames/s, the frames the truth labels.
+* lfw, last: LFW (../shared/testdata/faces/lfw150, all 13,232 photos; ~15 min of extraction on 2 cores): identity =
+  folder, the face nearest the photo centre carries it (``--truth folders``).
+* norton: qengineering_Norton_A.mp4 every 0.25 s (every 6th frame, the frames its truth labels).
+* kitchen: friends_kitchen_clip.mp4 every 0.2002002 s (every 6th frame at 29.97 frames/s).
+* living_room: friends_living_room_clip.mp4 every 0.5005005 s (every 12th frame at 23.976 frames/s), with the
+  truth in evaluation/truth/ (small, blurred faces: dlib's descriptors separate its same/other-person pairs with
+  ROC AUC 0.72, against 0.98 on friends_kitchen).
+* crops: every labelled face of the three video truths cut out with half a box of margin, one photo each, in one
+  folder per identity (a photo folder with no tracks: turned, lowered and blurred faces among good ones).
 
-Methods (seed rows reproduce the seed projects' clustering on our dlib descriptors):
-* seed 000/002: DBSCAN eps 0.5, min_samples 5 on raw (unnormalised) dlib descriptors.
-* seed 004: average-linkage HAC cut at (1 - 0.63) x the largest pairwise distance, clusters merged when their face
-  centroids are closer than 0.18 (clothing 0.12), clusters under 6 faces dropped (scored as singletons).
-* dlib Chinese whispers at 0.5 on raw descriptors (dlib's face-clustering example).
-* rank-order (Zhu et al. 2011) with this project's rank settings, on the fused features.
-* HAC: the previous default, and the best HAC cut found on LFW.
-* this project's default config as shipped (tracks and cannot-links on the videos), the same on independent faces
-  (no tracks, no cannot-links, clothing compared across the whole video: the default before video structure),
-  and its face-only twin. LFW photos are head shots: 99.4% of the faces
-  have no clothing region, so on LFW the default is already face-only.
+Methods: the seeds' baselines (DBSCAN eps 0.5 on raw descriptors; seed 004's relative HAC cut with merges; dlib's
+Chinese whispers at 0.5), this project's default, the default as it was at 82f5774 (clothing within 10 s, no
+track checks), and the default with one mechanism switched (scenes, track checks, the quality gate, the mirror
+average, HAC instead of Chinese whispers).
 """
 
 from __future__ import annotations
 
 import argparse
+import csv
 import platform
+import shutil
 import subprocess
 import sys
 import time
 from datetime import date
 from pathlib import Path
 
+import cv2
 import numpy as np
 from scipy.spatial.distance import pdist
 
@@ -44,17 +46,49 @@ from person_cluster.clustering import ChineseWhispersClustering, DBSCANClusterin
 from person_cluster.config import Config
 from person_cluster.evaluation import load_truth, score
 from person_cluster.postprocess import postprocess
+from person_cluster.sampling.video import probe_video, read_video_frames
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared" / "testdata"
-LFW = SHARED / "faces" / "lfw150"
-NORTON = SHARED / "videos" / "qengineering_Norton_A.mp4"
-NORTON_TRUTH = SHARED / "truth" / "qengineering_Norton_A.truth.csv"
-FRIENDS = SHARED / "videos" / "friends_kitchen_clip.mp4"
-FRIENDS_TRUTH = SHARED / "truth" / "friends_kitchen_clip.truth.csv"
+VIDEOS, TRUTHS = SHARED / "videos", SHARED / "truth"
+# name -> (input, truth, capture interval); the crops' input is made from the three video truths.
+DATASETS = {
+    "norton": (VIDEOS / "qengineering_Norton_A.mp4", TRUTHS / "qengineering_Norton_A.truth.csv", 0.25),
+    "kitchen": (VIDEOS / "friends_kitchen_clip.mp4", TRUTHS / "friends_kitchen_clip.truth.csv", 0.2002002),
+    "living_room": (VIDEOS / "friends_living_room_clip.mp4",
+                    ROOT / "evaluation" / "truth" / "friends_living_room_clip.truth.csv", 0.5005005),
+    "crops": (None, "folders", None),
+    "lfw": (SHARED / "faces" / "lfw150", "folders", None),
+}
 COLUMNS = ("nmi", "ari", "pairwise_precision", "pairwise_recall", "pairwise_f", "bcubed_precision",
            "bcubed_recall", "bcubed_f", "purity", "n_clusters", "n_identities", "n_faces_scored", "coverage",
            "detection_recall", "same_frame_pairs")
+
+
+def make_crops(dest: Path) -> Path:
+    """Every labelled face of the video truths as a photo (half a box of margin), one folder per identity."""
+    if dest.is_dir():
+        return dest
+    tmp = dest.with_name(dest.name + ".tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    for name in ("norton", "kitchen", "living_room"):
+        video, truth, _ = DATASETS[name]
+        with open(truth, encoding="utf-8") as f:
+            rows = [r for r in csv.DictReader(f) if r["identity"] not in ("unknown", "not_a_face")]
+        by_frame: dict[int, list[dict[str, str]]] = {}
+        for r in rows:
+            by_frame.setdefault(int(r["frame"]), []).append(r)
+        for frame in read_video_frames(str(video), probe_video(str(video)), sorted(by_frame)):
+            h, w = frame.image.shape[:2]
+            for k, r in enumerate(by_frame[frame.index]):
+                left, top, right, bottom = (int(r[c]) for c in ("left", "top", "right", "bottom"))
+                dx, dy = (right - left) // 2, (bottom - top) // 2
+                crop = frame.image[max(0, top - dy):min(h, bottom + dy), max(0, left - dx):min(w, right + dx)]
+                folder = tmp / r["identity"]  # one person across the two Friends clips is one identity
+                folder.mkdir(parents=True, exist_ok=True)
+                cv2.imwrite(str(folder / f"{frame.index:05d}_{k}.jpg"), crop, [cv2.IMWRITE_JPEG_QUALITY, 92])
+    tmp.rename(dest)
+    return dest
 
 
 def extract_once(inputs: list[str], out: Path, config: Config) -> None:
@@ -92,27 +126,20 @@ def ours(overrides: dict):
     return method
 
 
-# The default's face-only twin: a pair without clothing features is judged at face distance x sqrt(1 + w^2)
-# (see fusion.py), so cloth_weight 0 with threshold / sqrt(1 + w^2) is the same face cut as the default on LFW.
-FACE_ONLY = {"fusion.cloth_weight": 0.0,
-             "clustering.distance_threshold": round(Config().clustering.distance_threshold / np.sqrt(1.25), 4)}
-# What the default was before video structure: every face on its own, clothing compared across the whole video.
-INDEPENDENT = {"tracking.enabled": False, "clustering.cannot_link": False, "fusion.cloth_window_sec": None}
+BEFORE = {"fusion.cloth_scope": "window", "tracking.ambiguity_margin": 0, "tracking.split_distance": None}
 METHODS = {
     "seed 000/002: DBSCAN eps 0.5, min_samples 5": seed000,
     "seed 004: HAC sim 0.63, min_csize 6, merge 0.18/0.12": seed004,
     "dlib Chinese whispers 0.5 (raw descriptors)": dlib_cw,
-    "rank-order (Zhu 2011), K 20, t 14": ours({"clustering.algorithm": "rank_order"}),
-    "HAC average 0.40 + merge 0.30 (v0.1 default)": ours({"clustering.algorithm": "hac",
-                                                          "clustering.distance_threshold": 0.40,
-                                                          "postprocess.merge_face_threshold": 0.30}),
-    "HAC average, face-only 0.36 (best HAC cut on LFW)": ours({"clustering.algorithm": "hac",
-                                                               "fusion.cloth_weight": 0.0,
-                                                               "clustering.distance_threshold": 0.36,
-                                                               "postprocess.merge_face_threshold": None}),
-    "default, face-only (cloth_weight 0, same face cut)": ours(FACE_ONLY),
-    "default on independent faces (no tracks, no cannot-links, clothing always compared)": ours(INDEPENDENT),
-    "**default** (tracks + cannot-links; Chinese whispers 0.36, face + clothing 0.5 within 10 s)": ours({}),
+    "default at 82f5774 (clothing within 10 s, no track checks)": ours(BEFORE),
+    "**default** (scenes, track checks; Chinese whispers 0.36, face + clothing 0.5)": ours({}),
+    "default, clothing within 10 s instead of scenes": ours({"fusion.cloth_scope": "window"}),
+    "default, clothing always compared": ours({"fusion.cloth_scope": "always"}),
+    "default without track checks": ours({"tracking.ambiguity_margin": 0, "tracking.split_distance": None}),
+    "default + quality gate": ours({"quality.enabled": True}),
+    "default + mirror average": ours({"fusion.mirror_average": True}),
+    "default + quality gate + mirror average": ours({"quality.enabled": True, "fusion.mirror_average": True}),
+    "default with HAC average 0.36 instead of Chinese whispers": ours({"clustering.algorithm": "hac"}),
 }
 
 
@@ -134,20 +161,21 @@ def evaluate(name: str, out: Path, truth: str, config: Config) -> list[list[str]
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--lfw-out", default=str(ROOT / "evaluation" / "work" / "lfw"))
-    ap.add_argument("--norton-out", default=str(ROOT / "evaluation" / "work" / "norton_6f"))
-    ap.add_argument("--friends-out", default=str(ROOT / "evaluation" / "work" / "friends_6f"))
+    ap.add_argument("--work", default=str(ROOT / "evaluation" / "work" / "quality"))
+    ap.add_argument("--only", nargs="*", choices=list(DATASETS), help="datasets to run (default: all)")
     ap.add_argument("--markdown", help="also write the table, with date and commit, to this file")
     args = ap.parse_args()
-    config = Config()
-    norton_config = config.with_overrides({"sampling.capture_interval_sec": 0.25})
-    extract_once([str(LFW)], Path(args.lfw_out), config)
-    extract_once([str(NORTON)], Path(args.norton_out), norton_config)
-    friends_config = config.with_overrides({"sampling.capture_interval_sec": 0.2002002})
-    extract_once([str(FRIENDS)], Path(args.friends_out), friends_config)
-    rows = evaluate("LFW", Path(args.lfw_out), "folders", config)
-    rows += evaluate("Norton (every 6th frame)", Path(args.norton_out), str(NORTON_TRUTH), norton_config)
-    rows += evaluate("friends_kitchen (every 6th frame)", Path(args.friends_out), str(FRIENDS_TRUTH), friends_config)
+    work = Path(args.work)
+    work.mkdir(parents=True, exist_ok=True)
+    base = Config().with_overrides({"face.flip": True})
+    rows = []
+    for name in args.only or list(DATASETS):
+        source, truth, interval = DATASETS[name]
+        if name == "crops":
+            source = make_crops(work / "crops_input")
+        config = base if interval is None else base.with_overrides({"sampling.capture_interval_sec": interval})
+        extract_once([str(source)], work / name, config)
+        rows += evaluate(name, work / name, str(truth), config)
     commit = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"], check=False, capture_output=True,
                             text=True).stdout.strip()
     head = ["dataset", "method", *COLUMNS, "seconds"]

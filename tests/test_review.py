@@ -673,3 +673,102 @@ def test_review_in_a_browser_then_cluster_and_export_follow_the_decisions(kitche
 
 def _faces_of(app: ReviewApp, key: str) -> list[str]:
     return [k for a in _appearances(app, key) for k in a["keys"]]
+
+
+def _kitchen_part(tmp_path: Path, name: str, start_s: float, end_s: float) -> Path:
+    """A part of the kitchen clip as a video of its own (640x360, 10 frames/s, H.264 with B-frames)."""
+    import cv2
+    from conftest import VIDEOS, need, write_h264
+
+    from person_cluster.sampling.video import probe_video, read_video_frames
+
+    source = str(need(VIDEOS) / "friends_kitchen_clip.mp4")
+    info = probe_video(source)
+    wanted = list(range(round(start_s * info.fps), round(end_s * info.fps), 3))
+    frames = [cv2.resize(f.image, (640, 360), interpolation=cv2.INTER_AREA)
+              for f in read_video_frames(source, info, wanted)]
+    return write_h264(tmp_path / name, frames, fps=10)
+
+
+def test_a_library_in_the_browser_names_carry_over_to_an_added_clip(tmp_path):
+    """Name two people on one clip in the page, `add` a second clip of the same scene while the page is open,
+    reload: the names are there with the new clip's faces of those people under them; a click on a new appearance
+    seeks the player; a whole appearance moved in one action and undone; `export` matches the page."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import Select, WebDriverWait
+
+    from person_cluster import library
+
+    first, second = _kitchen_part(tmp_path, "part one.mp4", 0, 20), _kitchen_part(tmp_path, "part_two.mp4", 20, 37)
+    out = tmp_path / "out"
+    api.run([str(first)], out, Config(), progress=False)
+    server, app = _server(out)
+    url = f"http://127.0.0.1:{app.port}/"
+    driver = _browser()
+    wait = WebDriverWait(driver, 20)
+
+    def people() -> dict[str, dict]:
+        return {p["label"]: p for p in json.loads(app.handle("GET", "/api/people", {}).body)["people"]}
+
+    def open_person(key: str) -> None:
+        driver.get("about:blank")
+        driver.get(f"{url}#/p/{key}")
+        wait.until(lambda d: d.find_elements(By.CSS_SELECTOR, "#appearances .appearance"))
+
+    def click(button: str, expect: str = "saved") -> None:
+        driver.execute_script("document.getElementById('status').textContent = '';")
+        driver.find_element(By.ID, button).click()
+        wait.until(lambda d: d.find_element(By.ID, "status").text == expect or "error" in
+                   d.find_element(By.ID, "status").get_attribute("class"))
+        assert "error" not in driver.find_element(By.ID, "status").get_attribute("class")
+        time.sleep(0.3)
+
+    try:
+        driver.get(url)
+        wait.until(lambda d: len(d.find_elements(By.CSS_SELECTOR, "#people .card")) >= 2)
+        ranked = list(people().values())
+        for person, name in zip(ranked[:2], ("Alpha", "Beta")):
+            open_person(person["key"])
+            driver.find_element(By.ID, "name").clear()
+            driver.find_element(By.ID, "name").send_keys(name)
+            click("rename")
+        named = {k: people()[k]["faces"] for k in ("Alpha", "Beta")}
+        _, summary = library.add(out, [str(second)], progress=False)  # while the page is open
+        assert summary.added == [str(second)]
+        driver.get(url)
+        wait.until(lambda d: d.find_elements(By.CSS_SELECTOR, "#people .card"))
+        labels = [c.find_element(By.CSS_SELECTOR, ".name").text for c in driver.find_elements(By.CSS_SELECTOR, ".card")]
+        assert {"Alpha", "Beta"} <= set(labels)
+        now = people()
+        assert now["Alpha"]["faces"] > named["Alpha"] and now["Beta"]["faces"] > named["Beta"]
+        alpha = now["Alpha"]
+        added = [a for a in _appearances(app, alpha["key"]) if a["source"] == second.name]
+        assert added, "the added clip's faces of Alpha are Alpha's"
+        # The player plays the added clip from an appearance of it.
+        open_person(alpha["key"])
+        late = max(added, key=lambda a: a["start_s"])
+        inputs = [i["source"] for i in json.loads((out / "manifest.json").read_text())["inputs"]]
+        driver.find_element(By.CSS_SELECTOR, f'#appearances .appearance[data-track="{late["track"]}"] img.thumb').click()
+        wait.until(lambda d: d.execute_script(
+            "const v = document.getElementById('player');"
+            "return v.readyState >= 2 && !v.seeking && Math.abs(v.currentTime - arguments[0]) < 0.5"
+            " && v.currentSrc.endsWith(arguments[1]);", late["start_s"], f"/input/{inputs.index(str(second))}"))
+        # A whole appearance of the added clip to Beta in one action, and undone.
+        driver.find_element(By.CSS_SELECTOR, f'#appearances .appearance[data-track="{late["track"]}"] input.pick').click()
+        Select(driver.find_element(By.ID, "target")).select_by_value(now["Beta"]["key"])
+        click("move")
+        moved = people()
+        assert moved["Beta"]["faces"] == now["Beta"]["faces"] + late["faces"]
+        click("undo", "undone: move")
+        assert people()["Beta"]["faces"] == now["Beta"]["faces"]
+    finally:
+        driver.quit()
+        server.shutdown()
+        server.server_close()
+    # export follows what the page shows
+    dest = tmp_path / "export"
+    export(out, dest, "folders", named_only=True)
+    manifest = json.loads((out / "manifest.json").read_text())
+    for c in manifest["clusters"]:
+        if c["name"] in ("Alpha", "Beta"):
+            assert len(list((dest / Path(c["folder"]).name).glob("*.jpg"))) == c["size"]

@@ -24,6 +24,7 @@ import re
 import secrets
 import sqlite3
 import stat
+import threading
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from email.utils import formatdate
@@ -33,6 +34,7 @@ from pathlib import Path
 from typing import Any, BinaryIO
 from urllib.parse import parse_qs, unquote, urlsplit
 
+from ..layout import MANIFEST, ManifestError
 from .decisions import DecisionError, Decisions
 from .view import Group, ReviewView
 
@@ -113,14 +115,43 @@ def byte_range(value: str | None, size: int) -> tuple[int, int] | None:
 class ReviewApp:
     def __init__(self, out: str | Path, port: int = 0) -> None:
         self.out = Path(out).resolve()
-        self.view = ReviewView(self.out)
+        self._views = threading.Lock()
+        self._stamp = self._manifest_stamp()
+        self._view = ReviewView(self.out)
+        self._local = threading.local()
         with Decisions(self.out):  # creates the file, or says in one line why it cannot
             pass
         self.token = secrets.token_urlsafe(24)
         self.port = port
 
+    @property
+    def view(self) -> ReviewView:
+        """The view this request works with: one request sees one manifest from start to end."""
+        return getattr(self._local, "view", None) or self._view
+
+    def _manifest_stamp(self) -> tuple[int, int] | None:
+        try:
+            st = (self.out / MANIFEST).stat()
+        except OSError:
+            return None
+        return st.st_mtime_ns, st.st_size
+
+    def _current_view(self) -> ReviewView:
+        """OUT's view, built again when its manifest changed (an ``add`` or ``cluster`` while the page is open;
+        the manifest is replaced whole, so a changed stamp is a finished one). A manifest that cannot be read
+        now keeps the view the page has."""
+        stamp = self._manifest_stamp()
+        with self._views:
+            if stamp != self._stamp:
+                try:
+                    self._view, self._stamp = ReviewView(self.out), stamp
+                except ManifestError as exc:
+                    log.warning("review: %s; the page keeps showing the previous run", exc)
+            return self._view
+
     # -- routing ----------------------------------------------------------------------------------------------
     def handle(self, method: str, target: str, headers: Mapping[str, str], body: bytes = b"") -> Response:
+        self._local.view = self._current_view()
         url = urlsplit(target)
         path = url.path
         try:

@@ -44,6 +44,7 @@ class ReviewView:
         self.keys = [face_key(f["source"], f["frame"], f["bbox"]) for f in self.faces]
         self.index = {k: i for i, k in enumerate(self.keys)}
         self.folder = {int(c["id"]): Path(c["folder"]).name for c in clusters}
+        self.person_of = {int(c["id"]): int(c["person"]) for c in clusters if isinstance(c.get("person"), int)}
         # The inputs the page may show (the player and photos): ``/input/<index>`` names them by their place here.
         self.inputs: list[dict[str, Any]] = [i if isinstance(i, dict) else {} for i in manifest.get("inputs") or []]
         self.input_index = {i.get("source"): k for k, i in enumerate(self.inputs)}
@@ -106,7 +107,9 @@ class ReviewView:
         for i, (key, face) in enumerate(zip(self.keys, self.faces)):
             if key in not_faces:
                 continue
-            person = people.get(assigned.get(key, -1))
+            # A face the user gave to someone is theirs; one the last clustering put in a person's cluster (a face
+            # that joined them after the decision, in an add or a re-clustering) is shown with them too.
+            person = people.get(assigned.get(key, self.person_of.get(int(face["cluster"]), -1)))
             if person is not None:
                 g = groups.setdefault(f"p{person.id}", Group(f"p{person.id}", person.name,
                                                              person.name or f"person #{person.id}",
