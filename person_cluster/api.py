@@ -20,12 +20,14 @@ import numpy as np
 
 from .cache import CACHE_NAME, CacheError, FeatureCache
 from .config import EXTRACTION_KEYS, Config, ConfigError
+from .engine import make_engine
 from .errors import PersonClusterError
 from .layout import MANIFEST, REBUILT, SWEEP_DIR
-from .pipeline import ExtractionError, ExtractionSummary, Extractor, check_models
+from .pipeline import ExtractionError, ExtractionSummary, Extractor  # noqa: F401 (Extractor: the library's warm one)
 from .records import FaceTable
 from .review import DECISIONS_NAME
 from .sampling import discover_inputs
+from .sinks import CacheSink
 
 if TYPE_CHECKING:
     from .clustering import DenseDistances, GraphDistances
@@ -226,31 +228,33 @@ def prepare_out(out: Path, overwrite: bool) -> None:
 
 def extract(inputs: list[str], out: str | Path, config: Config, overwrite: bool = False,
             progress: bool = True) -> ExtractionSummary:
-    """Sample, detect and embed every input into OUT's feature cache (resuming a run with the same settings)."""
+    """Sample, detect and embed every input into OUT's feature cache (resuming a run with the same settings), on
+    the engine ``runtime.engine`` names."""
     out = Path(out)
     check_out(out, overwrite)
     items, skipped = discover_inputs(inputs, config.sampling)
     if not items:  # before OUT is created or any model loaded
         raise RunError(_no_usable_input([(s.source, s.reason) for s in skipped]))
-    check_models(config)
-    prepare_out(out, overwrite)
-    frames_dir = out / "frames" if config.output.save_frames else None
-    if frames_dir is not None:
-        frames_dir.mkdir(exist_ok=True)
     settings = {**config.extraction_dict(), "inputs": list(inputs)}
-    with FeatureCache(out / CACHE_NAME) as cache, Extractor(config, progress, CLUSTERING_MODULES) as extractor:
-        # A cache filled with other settings is refused before anything is written; the clothing model's identity
-        # is only known once the CNN is loaded, so run() binds it (see Extractor.run).
-        try:
-            cache.check_settings(settings)
-            summary = extractor.run(list(enumerate(items)), cache, frames_dir, settings)
-        except (CacheError, ExtractionError) as exc:
-            raise RunError(str(exc)) from None
-        cache.set_meta("config", config.to_dict())
-        for k, skip in enumerate(skipped):
-            cache.set_input(len(items) + k, skip.source, None, "skipped", skip.reason)
-        summary.skipped[:0] = [(s.source, s.reason) for s in skipped]
-        summary.inputs = len(items) + len(skipped)
+    # The engine starts first: a missing model file or an unreachable cluster stops the run before OUT is touched.
+    with make_engine(config, progress, CLUSTERING_MODULES) as engine:
+        prepare_out(out, overwrite)
+        frames_dir = out / "frames" if config.output.save_frames else None
+        if frames_dir is not None:
+            frames_dir.mkdir(exist_ok=True)
+        with FeatureCache(out / CACHE_NAME) as cache:
+            # A cache filled with other settings is refused before anything is written; the clothing model's
+            # identity is only known once the CNN is loaded, so the sink binds it before its first write.
+            try:
+                cache.check_settings(settings)
+                summary = engine.run(list(enumerate(items)), CacheSink(cache, frames_dir, config.sampling, settings))
+            except (CacheError, ExtractionError) as exc:
+                raise RunError(str(exc)) from None
+            cache.set_meta("config", config.to_dict())
+            for k, skip in enumerate(skipped):
+                cache.set_input(len(items) + k, skip.source, None, "skipped", skip.reason)
+    summary.skipped[:0] = [(s.source, s.reason) for s in skipped]
+    summary.inputs = len(items) + len(skipped)
     return summary
 
 

@@ -305,11 +305,26 @@ class RuntimeConfig:
     queue_frames: int = 8  # frames in flight per worker; bounds memory on long videos
     # Face + clothing CNN threads (onnxruntime's) in the main thread; 0 = one per worker (Extractor.cnn_threads).
     cnn_threads: int = 0
+    # Where extraction runs, a name in person_cluster.engine.ENGINES: "local" (this process) or "ray" (actors on a
+    # Ray cluster, docs/cluster.md). Results are the same on both.
+    engine: str = "local"
+    # ray: the cluster's address (host:port of its head, or ray://host:port); null: $RAY_ADDRESS if set, else a
+    # Ray started on this machine for the run and stopped after it.
+    ray_address: str | None = None
+    # ray: videos longer than this many seconds are split into keyframe-aligned chunks, read in parallel; null:
+    # one video, one work unit.
+    chunk_sec: float | None = None
 
     def validate(self) -> None:
+        from .engine import ENGINES
+
         _require(self.workers >= 0, "runtime.workers", "must be >= 0 (0 = all cores)")
         _require(self.queue_frames >= 1, "runtime.queue_frames", "must be >= 1")
         _require(self.cnn_threads >= 0, "runtime.cnn_threads", "must be >= 0")
+        _require(self.engine in ENGINES, "runtime.engine", f"must be one of {', '.join(ENGINES)}")
+        _require(self.ray_address is None or bool(self.ray_address.strip()), "runtime.ray_address",
+                 "must be null or an address")
+        _require(self.chunk_sec is None or self.chunk_sec >= 1, "runtime.chunk_sec", "must be null or >= 1 (seconds)")
 
     def resolved_workers(self) -> int:
         return self.workers or max(1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 1)
@@ -434,6 +449,8 @@ _NULLABLE: dict[str, type] = {
     "tracking.split_distance": float,
     "postprocess.merge_face_threshold": float,
     "postprocess.merge_cloth_threshold": float,
+    "runtime.ray_address": str,
+    "runtime.chunk_sec": float,
 }
 
 

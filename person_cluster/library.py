@@ -24,11 +24,13 @@ import numpy as np
 from .api import RunError, previous_manifest, previous_numbers
 from .cache import CACHE_NAME, CacheError, FeatureCache
 from .config import EXTRACTION_KEYS, Config, ConfigError
+from .engine import make_engine
 from .errors import PersonClusterError
 from .layout import read_manifest
-from .pipeline import ExtractionError, Extractor, check_models
+from .pipeline import ExtractionError
 from .review import Decisions, apply_decisions, face_key, table_keys
 from .sampling import discover_inputs
+from .sinks import CacheSink
 
 log = logging.getLogger(__name__)
 
@@ -102,20 +104,20 @@ def add(out: str | Path, inputs: list[str], overrides: list[str] | None = None,
             raise RunError("no usable input: " + "; ".join(f"{s}: {r}" for s, r in summary.skipped[:5]))
         previous = previous_manifest(out)
         if new:
-            check_models(config)
-            cache.add_inputs(list(inputs))
-            frames_dir = out / "frames" if config.output.save_frames else None
-            if frames_dir is not None:
-                frames_dir.mkdir(exist_ok=True)
-            settings = {**config.extraction_dict(), "inputs": cache.get_meta("extraction")["extraction"]["inputs"]}
-            start = cache.next_position()
-            try:
-                cache.check_settings(settings)
-                with Extractor(config, progress) as extractor:
-                    result = extractor.run([(start + k, item) for k, item in enumerate(new)], cache, frames_dir,
-                                           settings)
-            except (CacheError, ExtractionError) as exc:
-                raise RunError(str(exc)) from None
+            # The engine (runtime.engine) starts first: a missing model or an unreachable cluster changes nothing.
+            with make_engine(config, progress) as engine:
+                cache.add_inputs(list(inputs))
+                frames_dir = out / "frames" if config.output.save_frames else None
+                if frames_dir is not None:
+                    frames_dir.mkdir(exist_ok=True)
+                settings = {**config.extraction_dict(), "inputs": cache.get_meta("extraction")["extraction"]["inputs"]}
+                start = cache.next_position()
+                try:
+                    cache.check_settings(settings)
+                    result = engine.run([(start + k, item) for k, item in enumerate(new)],
+                                        CacheSink(cache, frames_dir, config.sampling, settings))
+                except (CacheError, ExtractionError) as exc:
+                    raise RunError(str(exc)) from None
             summary.skipped += result.skipped
             summary.added = [i.source for i in new if i.source not in {s for s, _ in result.skipped}]
         for k, skip in enumerate(skipped):

@@ -1,4 +1,8 @@
-"""The extraction pipeline: sampled frames -> faces with face and clothing features, committed to the cache.
+"""The extraction pipeline: sampled frames -> faces with face and clothing features, stored through a sink.
+
+:meth:`Extractor.extract` takes work units (:class:`Unit`: an input, or a chunk of a long video) and stores each
+batch through a sink (:mod:`.sinks`): OUT's feature cache for the local engine, memory inside a Ray actor, which
+returns it to the driver that stores it (:mod:`.engine`). The extractor runs the same in both.
 
 Threads, and why (no processes: a frame is shared, never pickled, and nothing can die on its own):
 - a decode thread reads and samples frames (PyAV releases the GIL while FFmpeg decodes) into a bounded queue;
@@ -8,7 +12,7 @@ Threads, and why (no processes: a frame is shared, never pickled, and nothing ca
   thread, one frame at a time;
 - the main thread takes results back *in submission order*, runs the face descriptor network and the clothing CNN
   on batches of chips and crops (onnxruntime, ``runtime.cnn_threads``) while a thread of its own encodes the JPEG
-  crops, and commits them in order, one SQLite transaction per batch. The CNNs are loaded (on a machine's first run,
+  crops, and stores them in order, one transaction per batch. The CNNs are loaded (on a machine's first run,
   exported from torch: embedding/onnx_export.py) by a background thread while the workers already detect; only the
   first commit waits for them.
 Results are identical whatever the number of workers; memory is bounded by the queue sizes. Batching frames for the
@@ -28,19 +32,25 @@ from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import cv2
 import numpy as np
 from tqdm import tqdm
 
 from .cache import FeatureCache
-from .config import Config, DetectionConfig, FaceConfig, OutputConfig
+from .config import Config, DetectionConfig, FaceConfig, OutputConfig, SamplingConfig
 from .embedding.clothing import cloth_region
 from .errors import PersonClusterError
 from .quality import chip_sharpness
 from .records import FaceCandidate, Frame, FrameInfo, InputItem
-from .sampling import InputError, Shot, plan_frames, read_planned_frames, shot_detector
+from .sampling import FramePlan, InputError, Span, plan_frames, planned_in, read_planned_frames, shot_detector
+from .sampling.shots import FrameScores
+
+if TYPE_CHECKING:
+    from .sinks import CacheSink, UnitCollector
+
+    Sink = CacheSink | UnitCollector
 
 log = logging.getLogger(__name__)
 
@@ -132,12 +142,33 @@ class ExtractionSummary:
     skipped: list[tuple[str, str]] = field(default_factory=list)
 
 
-# What the decode thread hands to the parent, in input order.
+@dataclass(frozen=True)
+class Unit:
+    """One unit of work: an input, or a chunk of a long video (``span``, a frame range; see
+    :func:`~person_cluster.sampling.plan_chunks`). ``plan``: its frames, when planned beforehand (the Ray engine
+    plans in the driver); ``skip``: frames already in the cache, which are decoded (for the shots) but not
+    analysed again."""
+
+    position: int
+    item: InputItem
+    plan: FramePlan | None = None
+    span: Span | None = None
+    skip: frozenset[int | None] = frozenset()
+
+
+def pending_units(items: list[tuple[int, InputItem]], cache: FeatureCache) -> list[Unit]:
+    """One unit per input of ``items`` (position, input) that ``cache`` does not hold as finished, skipping the
+    frames it holds: what resuming an interrupted run leaves to do."""
+    finished = cache.finished_sources()
+    return [Unit(p, it, skip=frozenset(cache.frame_indices(it.source))) for p, it in items if it.source not in finished]
+
+
+# What the decode thread hands to the parent, unit by unit, in order.
 @dataclass(frozen=True)
 class InputStarted:
     position: int
     item: InputItem
-    planned: int  # frames to be sampled from it
+    planned: int  # frames to be sampled from it (from the unit's chunk)
 
 
 @dataclass(frozen=True)
@@ -152,7 +183,7 @@ class InputEnded:
     position: int
     item: InputItem
     error: str | None = None  # why the input was skipped (frames already decoded from it are kept)
-    shots: list[Shot] = field(default_factory=list)  # a video's shots, up to its last sampled frame
+    scores: FrameScores | None = None  # a video's shot scores, up to its last sampled frame (or its chunk's)
 
 
 @dataclass(frozen=True)
@@ -163,8 +194,7 @@ class DecodingDone:
 Event = InputStarted | FrameDecoded | InputEnded | DecodingDone
 
 
-def _decode(items: list[tuple[int, InputItem]], config: Config, cache_done: dict[str, set[int | None]],
-            out: queue.Queue[Event], stop: threading.Event) -> None:
+def _decode(units: list[Unit], sampling: SamplingConfig, out: queue.Queue[Event], stop: threading.Event) -> None:
     def put(ev: Event) -> bool:
         while not stop.is_set():
             try:
@@ -175,18 +205,19 @@ def _decode(items: list[tuple[int, InputItem]], config: Config, cache_done: dict
         return False
 
     try:
-        for position, item in items:
+        for unit in units:
+            position, item = unit.position, unit.item
             try:
-                plan = plan_frames(item, config.sampling)
-                done = cache_done.get(item.source, set())
-                if not put(InputStarted(position, item, len(plan.indices))):
+                plan = unit.plan or plan_frames(item, sampling)
+                planned = len(planned_in(plan, unit.span)) if plan.info is not None else 1
+                if not put(InputStarted(position, item, planned)):
                     return
-                shots = shot_detector(item, plan, config.sampling)
+                shots = shot_detector(item, plan, sampling)
                 try:
-                    for frame in read_planned_frames(item, plan, skip=done, shots=shots):
+                    for frame in read_planned_frames(item, plan, skip=unit.skip, shots=shots, span=unit.span):
                         if not put(FrameDecoded(position, item, frame)):
                             return
-                    put(InputEnded(position, item, shots=shots.shots() if shots else []))
+                    put(InputEnded(position, item, scores=shots.scores() if shots else None))
                 finally:
                     if shots is not None:
                         shots.close()
@@ -318,27 +349,34 @@ class Extractor:
 
     def run(self, items: list[tuple[int, InputItem]], cache: FeatureCache, frames_dir: Path | None = None,
             settings: dict[str, Any] | None = None) -> ExtractionSummary:
-        """Extract ``items`` (position, input) into ``cache``. Before its first write the cache is bound to
-        ``settings`` (default: the config's extraction settings) and the clothing model: a cache filled with other
-        settings raises :class:`CacheError` and is left unchanged."""
+        """Extract ``items`` (position, input) into ``cache``, resuming what it holds. Before its first write the
+        cache is bound to ``settings`` (default: the config's extraction settings) and the clothing model: a cache
+        filled with other settings raises :class:`CacheError` and is left unchanged."""
+        from .sinks import CacheSink
+
+        sink = CacheSink(cache, frames_dir, self.config.sampling,
+                         self.config.extraction_dict() if settings is None else settings)
+        summary = self.extract(pending_units(items, cache), sink)
+        summary.inputs = len(items)
+        return summary
+
+    def extract(self, units: list[Unit], sink: Sink) -> ExtractionSummary:
+        """Extract ``units`` in order, storing their results through ``sink`` (bound once, before its first
+        write, to the clothing model: this waits for the CNNs)."""
         started = time.perf_counter()
-        finished = cache.finished_sources()
-        todo = [(p, it) for p, it in items if it.source not in finished]
-        done_frames = {it.source: cache.frame_indices(it.source) for _, it in todo}
         max_pending = max(2, self.config.runtime.resolved_workers() * self.config.runtime.queue_frames)
         events: queue.Queue[Event] = queue.Queue(maxsize=max_pending)
         stop = threading.Event()
-        decoder = threading.Thread(target=_decode, args=(todo, self.config, done_frames, events, stop), daemon=True)
-        if todo:
+        decoder = threading.Thread(target=_decode, args=(units, self.config.sampling, events, stop), daemon=True)
+        if units:
             self.start_workers()  # again after close()
         pending: deque[tuple[Event, Future | None]] = deque()  # submitted to the workers, oldest first
         bar = tqdm(total=0, unit="frame", desc="extracting", disable=not self.progress, dynamic_ncols=True)
         encoder = ThreadPoolExecutor(1, "encode")
-        batch = _Batch(self, cache, frames_dir, self.config.extraction_dict() if settings is None else settings,
-                       bar, ExtractionSummary(inputs=len(items)), encoder)
+        batch = _Batch(self, sink, bar, ExtractionSummary(), encoder)
         decoder.start()
         try:
-            finished_decoding = not todo
+            finished_decoding = not units
             if finished_decoding:
                 self._start_preload()
             while not finished_decoding or pending:
@@ -400,32 +438,30 @@ def _import_all(modules: tuple[str, ...]) -> None:
 
 
 def _encode(frames: list[tuple[Frame, list[FaceCandidate]]], output: OutputConfig,
-            frames_dir: Path | None) -> tuple[list[list[tuple[bytes, bytes]]], list[np.ndarray]]:
-    """(face crop, upper-body crop) JPEGs of every face of ``frames``, and each frame's background histogram
-    (:func:`~person_cluster.scenes.background_histogram`); the frames themselves into ``frames_dir``."""
-    from .outputs.crops import face_crops, write_frame
+            with_frames: bool) -> list[tuple[list[tuple[bytes, bytes]], np.ndarray, bytes | None]]:
+    """(face crop, upper-body crop) JPEGs of every face of ``frames``, each frame's background histogram
+    (:func:`~person_cluster.scenes.background_histogram`) and (``with_frames``) the frame's JPEG."""
+    from .outputs.crops import face_crops, frame_jpg
     from .scenes import background_histogram
 
-    if frames_dir is not None:
-        for frame, _ in frames:
-            write_frame(frames_dir, frame, output)
-    crops = [[face_crops(frame, face.bbox, output) for face in faces] for frame, faces in frames]
-    return crops, [background_histogram(frame.image, [face.bbox for face in faces]) for frame, faces in frames]
+    return [([face_crops(frame, face.bbox, output) for face in faces],
+             background_histogram(frame.image, [face.bbox for face in faces]),
+             frame_jpg(frame, output) if with_frames else None)
+            for frame, faces in frames]
 
 
 class _Batch:
-    """Analysed events waiting to be stored, in input order, and the storing itself: features for all their faces
-    in one call of each CNN (a folder of photos is one input per photo, so batching by input would run the CNNs one
-    face at a time), then frames and input statuses in one transaction."""
+    """Analysed events waiting to be stored, in order, and the storing itself: features for all their faces in one
+    call of each CNN (a folder of photos is one input per photo, so batching by input would run the CNNs one face
+    at a time), then frames and input statuses through the sink, in one transaction."""
 
-    def __init__(self, extractor: Extractor, cache: FeatureCache, frames_dir: Path | None,
-                 settings: dict[str, Any], bar: tqdm, summary: ExtractionSummary, encoder: ThreadPoolExecutor) -> None:
-        self.extractor, self.cache, self.frames_dir, self.settings = extractor, cache, frames_dir, settings
-        self.encoder = encoder
+    def __init__(self, extractor: Extractor, sink: Sink, bar: tqdm, summary: ExtractionSummary,
+                 encoder: ThreadPoolExecutor) -> None:
+        self.extractor, self.sink, self.encoder = extractor, sink, encoder
         self.bar, self.summary = bar, summary
         self.items: list[tuple[Event, list[FaceCandidate]]] = []
         self.n_frames = self.n_faces = 0
-        self.bound = False  # the cache is bound to the settings before its first write
+        self.bound = False  # the sink is bound to the clothing model before its first write
 
     def add(self, ev: Event, fut: Future | None) -> None:
         t = time.perf_counter()
@@ -438,17 +474,16 @@ class _Batch:
         elif isinstance(ev, InputStarted):
             self.bar.total += ev.planned
             self.bar.refresh()
-        elif isinstance(ev, InputEnded) and ev.error:
-            log.warning("skipping %s: %s", ev.item.source, ev.error)
+        elif isinstance(ev, InputEnded) and ev.error:  # the sink logs it, once stored
             self.summary.skipped.append((ev.item.source, ev.error))
 
     def full(self, max_frames: int) -> bool:
         return self.n_faces >= self.extractor.config.cloth.batch_size or self.n_frames >= max_frames
 
     def commit(self) -> None:
-        """Bind the cache (once, before its first write: this waits for the CNNs), then store the batch."""
+        """Bind the sink (once, before its first write: this waits for the CNNs), then store the batch."""
         if not self.bound:
-            self.cache.bind(self.settings, self.extractor.cloth_model)
+            self.sink.bind(self.extractor.cloth_model)
             self.bound = True
         self._store()
         self.bar.update(self.n_frames)
@@ -458,33 +493,26 @@ class _Batch:
         frames = [(ev.frame, faces) for ev, faces in self.items if isinstance(ev, FrameDecoded)]
         # JPEG crops and frame files need no features: they are encoded in a thread of their own while the CNNs run
         # here (OpenCV and onnxruntime both release the GIL).
-        crops = self.encoder.submit(_encode, frames, self.extractor.config.output, self.frames_dir)
+        encoded = self.encoder.submit(_encode, frames, self.extractor.config.output, self.sink.wants_frames)
         t = time.perf_counter()
         self.extractor.embed([f for _, faces in frames for f in faces],
                              [frame for frame, faces in frames for _ in faces])
         self.summary.cnn_s += time.perf_counter() - t
         t = time.perf_counter()
-        jpgs, backgrounds = crops.result()
-        records = {id(frame): [face.record(frame, *jpg) for face, jpg in zip(faces, frame_jpgs, strict=True)]
-                   for (frame, faces), frame_jpgs in zip(frames, jpgs, strict=True)}
-        background = {id(frame): hist for (frame, _), hist in zip(frames, backgrounds, strict=True)}
-        cache, summary = self.cache, self.summary
-        with cache.transaction():
+        stored = {id(frame): ([face.record(frame, *jpgs) for face, jpgs in zip(faces, crops, strict=True)], hist, jpg)
+                  for (frame, faces), (crops, hist, jpg) in zip(frames, encoded.result(), strict=True)}
+        sink, summary = self.sink, self.summary
+        with sink.transaction():
             for ev, _ in self.items:
                 match ev:
                     case InputStarted(position=position, item=item):
-                        cache.set_input(position, item.source, item.kind, "running")
+                        sink.input_started(position, item)
                     case FrameDecoded(frame=frame):
-                        faces = records[id(frame)]
-                        cache.add_frame(FrameInfo(frame.source, frame.index, frame.time_s, frame.width,
-                                                  frame.height, background[id(frame)]), faces)
+                        faces, background, jpg = stored[id(frame)]
+                        sink.add_frame(FrameInfo(frame.source, frame.index, frame.time_s, frame.width, frame.height,
+                                                 background), faces, jpg)
                         summary.frames += 1
                         summary.faces += len(faces)
-                    case InputEnded(position=position, item=item, error=error, shots=shots):
-                        status = "skipped" if error else "done"
-                        cache.set_shots(item.source, shots)
-                        cache.set_input(position, item.source, item.kind, status, error)
+                    case InputEnded(position=position, item=item, error=error, scores=scores):
+                        sink.input_ended(position, item, error, scores)
         summary.store_s += time.perf_counter() - t
-
-
-

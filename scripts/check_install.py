@@ -13,7 +13,7 @@ def main() -> int:
     if len(opencv) != 1:
         problems.append(f"exactly one OpenCV distribution must be installed, found {opencv or 'none'}")
     modules = ("cv2", "dlib", "torch", "torchvision", "scenedetect", "av", "sklearn", "scipy", "yaml", "tqdm", "faiss",
-               "onnxruntime", "onnx")
+               "onnxruntime", "onnx", "ray")
     for module in modules:
         try:
             __import__(module)

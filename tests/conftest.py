@@ -49,6 +49,20 @@ def lfw12_run(tmp_path_factory) -> Path:
     return out
 
 
+def frames_committed(out: Path) -> int:
+    """Frames in OUT's feature cache so far (read while a run writes it; 0 before it exists)."""
+    import sqlite3
+
+    try:
+        con = sqlite3.connect(f"file:{out / 'features.sqlite'}?mode=ro", uri=True, timeout=1)
+        try:
+            return con.execute("SELECT COUNT(*) FROM frames").fetchone()[0]
+        finally:
+            con.close()
+    except sqlite3.Error:
+        return 0
+
+
 def write_video(path: Path, frames: list[np.ndarray], fps: float = 10.0) -> Path:
     h, w = frames[0].shape[:2]
     writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), fps, (w, h))
@@ -59,9 +73,10 @@ def write_video(path: Path, frames: list[np.ndarray], fps: float = 10.0) -> Path
     return path
 
 
-def write_h264(path: Path, frames: list[np.ndarray], fps: int = 10, times_ms: list[int] | None = None) -> Path:
+def write_h264(path: Path, frames: list[np.ndarray], fps: int = 10, times_ms: list[int] | None = None,
+               gop: int | None = None) -> Path:
     """H.264 with three B-frames between reference frames, as most real video has; ``times_ms`` gives each frame
-    its own timestamp (a variable frame rate)."""
+    its own timestamp (a variable frame rate); ``gop``: a keyframe every that many frames (x264's default: 250)."""
     import av
 
     h, w = frames[0].shape[:2]
@@ -69,7 +84,8 @@ def write_h264(path: Path, frames: list[np.ndarray], fps: int = 10, times_ms: li
         stream = out.add_stream("libx264", rate=fps)
         stream.width, stream.height, stream.pix_fmt = w, h, "yuv420p"
         stream.codec_context.time_base = Fraction(1, 1000)
-        stream.options = {"crf": "18", "x264-params": "bframes=3:b-adapt=0"}  # B-frames even in still scenes
+        params = "bframes=3:b-adapt=0" + (f":keyint={gop}:min-keyint={gop}:scenecut=0" if gop else "")
+        stream.options = {"crf": "18", "x264-params": params}  # B-frames even in still scenes
         for i, img in enumerate(frames):
             frame = av.VideoFrame.from_ndarray(img, format="bgr24")
             frame.pts, frame.time_base = (times_ms[i] if times_ms else i * 1000 // fps), Fraction(1, 1000)

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import sqlite3
 import struct
 import subprocess
 import sys
@@ -16,7 +15,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-from conftest import LFW, VIDEOS, need, write_video
+from conftest import LFW, VIDEOS, frames_committed, need, write_video
 from PIL import Image
 
 from person_cluster.outputs.naming import cluster_folder, frame_stem, safe_name
@@ -108,6 +107,19 @@ def test_every_bad_input_is_skipped_with_its_reason(bad_run):
         assert (out / f["crop"]).is_file()
 
 
+def test_the_ray_engine_skips_the_same_inputs_with_the_same_lines_and_manifest(bad_run, tmp_path):
+    """Bad inputs on the Ray engine, videos in 2-s chunks (the truncated one too): what the local engine does."""
+    src, out, r = bad_run
+    ray_out = tmp_path / "out"
+    r2 = cli("run", "-o", str(ray_out), "-q", "--set", "sampling.capture_interval_sec=10", "--set", "runtime.engine=ray",
+             "--set", "runtime.chunk_sec=2", "--", str(src), str(src.parent / "missing.mp4"))
+    assert r2.returncode == 0 and "Traceback" not in r2.stderr, r2.stderr
+    assert sorted(r2.stderr.splitlines()) == sorted(r.stderr.splitlines())
+    local, ray = (json.loads((o / "manifest.json").read_text()) for o in (out, ray_out))
+    del local["config"]["runtime"], ray["config"]["runtime"]
+    assert ray == local
+
+
 def test_huge_image_is_refused_without_decoding(tmp_path):
     path = huge_png(tmp_path / "big.png")
     started = time.perf_counter()
@@ -189,17 +201,6 @@ def photo_folder(tmp_path_factory) -> Path:
     return src
 
 
-def _frames_committed(out: Path) -> int:
-    try:
-        con = sqlite3.connect(f"file:{out / 'features.sqlite'}?mode=ro", uri=True, timeout=1)
-        try:
-            return con.execute("SELECT COUNT(*) FROM frames").fetchone()[0]
-        finally:
-            con.close()
-    except sqlite3.Error:
-        return 0
-
-
 def _start_and_stop(args: list[str], out: Path, sig: int, after_frames: int) -> subprocess.Popen:
     """Start a run in its own process group and send ``sig`` to the whole group once some frames are committed."""
     # A shell starts background jobs with SIGINT ignored, the child inherits that and Python then installs no
@@ -215,7 +216,7 @@ def _start_and_stop(args: list[str], out: Path, sig: int, after_frames: int) -> 
         if ignored:
             signal.signal(signal.SIGINT, signal.SIG_IGN)
     deadline = time.monotonic() + 300
-    while _frames_committed(out) < after_frames:
+    while frames_committed(out) < after_frames:
         assert proc.poll() is None, "the run ended before it could be interrupted"
         assert time.monotonic() < deadline
         time.sleep(0.05)
@@ -238,7 +239,7 @@ def test_sigkill_then_rerun_gives_the_same_manifest_as_one_clean_run(photo_folde
     args = ["run", str(photo_folder), "-o", str(killed), *base]
     proc = _start_and_stop(args, killed, signal.SIGKILL, after_frames=6)
     proc.wait(timeout=30)
-    done_before = _frames_committed(killed)
+    done_before = frames_committed(killed)
     assert 6 <= done_before < PHOTOS and not (killed / "manifest.json").exists()
     r = cli(*args)
     assert r.returncode == 0, r.stderr
@@ -257,7 +258,7 @@ def test_ctrl_c_stops_within_seconds_and_the_rerun_resumes(photo_folder, tmp_pat
     _, err = proc.communicate(timeout=30)
     assert time.monotonic() - stopped < 10
     assert proc.returncode == 130 and "interrupted" in err and "Traceback" not in err, err
-    kept = _frames_committed(out)
+    kept = frames_committed(out)
     assert kept >= 4
     r = cli(*args[:-2], "--set", "runtime.workers=1")  # resume with another worker count: still the same result
     assert r.returncode == 0, r.stderr

@@ -1,3 +1,5 @@
+import itertools
+
 import cv2
 import numpy as np
 import pytest
@@ -124,3 +126,75 @@ def test_unreadable_videos_raise_input_errors(tmp_path):
     for name, msg in (("empty.mp4", "empty"), ("text.mp4", "not a readable video")):
         with pytest.raises(InputError, match=msg):
             plan_frames(InputItem(str(tmp_path / name), "video"), SamplingConfig())
+
+
+# -- chunks (the Ray engine's work units) ---------------------------------------------------------------------
+def _sequential_and_chunked(item, config, chunk_sec, skip=frozenset()):
+    """(frames, shot scores) of one sequential read, and of the chunks read one by one, joined."""
+    from person_cluster.sampling import plan_chunks, shot_detector
+    from person_cluster.sampling.shots import FrameScores
+
+    plan = plan_frames(item, config)
+    shots = shot_detector(item, plan, config)
+    whole = [(f.index, f.image.tobytes()) for f in read_planned_frames(item, plan, skip, shots)]
+    spans = plan_chunks(item.source, plan.last, chunk_sec)
+    chunks, parts = [], []
+    for span in spans:
+        scorer = shot_detector(item, plan, config)
+        chunks.append([(f.index, f.image.tobytes()) for f in read_planned_frames(item, plan, skip, scorer, span)])
+        parts.append(scorer.scores())
+    return plan, spans, (whole, shots.scores()), (chunks, FrameScores.join(parts) if parts else None)
+
+
+def _check_chunks(item, config, chunk_sec, min_chunks, skip=frozenset()):
+    plan, spans, (whole, scores), (chunks, joined) = _sequential_and_chunked(item, config, chunk_sec, skip)
+    assert len(spans) >= min_chunks, [(s.first, s.stop) for s in spans]
+    assert spans[0].first == 0 and spans[-1].last and spans[-1].stop == plan.last + 1
+    assert all(a.stop == b.first for a, b in itertools.pairwise(spans))
+    # Frame for frame: the chunks' frames (numbers and pixels) add up to the sequential read's.
+    assert [f for chunk in chunks for f in chunk] == whole and sum(map(len, chunks)) == len(whole)
+    assert all(chunk and span.first <= chunk[0][0] and chunk[-1][0] < span.stop for chunk, span in zip(chunks, spans)
+               if chunk)
+    # And the shot detector sees the very frames, scored against the very neighbours, chunk edges included.
+    assert joined == scores
+    assert joined.shots(config.scene_threshold, config.min_scene_len_sec) == scores.shots(
+        config.scene_threshold, config.min_scene_len_sec)
+    return spans, whole, scores
+
+
+def test_keyframe_chunks_add_up_to_the_sequential_read_with_b_frames(tmp_path):
+    frames = [numbered_frame(i) for i in range(200)]
+    for i, img in enumerate(frames):
+        img[60:] = (i // 23) * 40 % 256  # a cut every 23 frames, not on the keyframes (every 12)
+    path = write_h264(tmp_path / "b.mp4", frames, fps=10, gop=12)
+    item = InputItem(str(path), "video")
+    for interval, chunk_sec in ((0.3, 1.0), (0.3, 2.5), (1.0, 7.0), (0.7, 2.0)):
+        spans, whole, scores = _check_chunks(item, SamplingConfig(capture_interval_sec=interval), chunk_sec, 3)
+        assert all(s.first % 12 == 0 for s in spans)  # on keyframes
+        assert [read_number(np.frombuffer(img, np.uint8).reshape(120, 160, 3)) for _, img in whole] == [
+            i for i, _ in whole]
+        assert len(scores.frames) < 200  # unsampled B-frames stay undecoded in chunks too
+    # A resumed run skips the frames it has: it still decodes (and scores) the frames a first run did.
+    config = SamplingConfig(capture_interval_sec=0.3)
+    plan = plan_frames(item, config)
+    _, _, first_run = _check_chunks(item, config, 2.5, 3)
+    _, whole, resumed = _check_chunks(item, config, 2.5, 3, skip=frozenset(plan.indices[::2]))
+    assert resumed == first_run and [i for i, _ in whole] == plan.indices[1::2]
+
+
+def test_a_variable_frame_rate_video_is_one_chunk(tmp_path):
+    from person_cluster.sampling import plan_chunks
+
+    times = [sum(50 if k % 3 else 150 for k in range(i)) for i in range(40)]
+    path = write_h264(tmp_path / "vfr.mp4", [numbered_frame(i) for i in range(40)], times_ms=times, gop=6)
+    assert plan_chunks(str(path), 39, 1.0) == []  # frames are counted in order: read from the start, whole
+
+
+def test_keyframe_chunks_of_the_shared_clips_add_up_to_the_sequential_read():
+    """friends_kitchen: starts at a negative pts (an edit list, where seeking lands a keyframe early) and its last
+    second does not decode; hamilton starts at a non-zero time; Norton has no B-frames."""
+    for name, config, chunk_sec in (("friends_kitchen_clip.mp4", SamplingConfig(capture_interval_sec=1.0), 4.0),
+                                    ("short_hamilton_clip.mp4", SamplingConfig(capture_interval_sec=0.5), 2.0),
+                                    ("qengineering_Norton_A.mp4", SamplingConfig(stop_sec=12.0), 3.0)):
+        item = InputItem(str(need(VIDEOS) / name), "video")
+        _check_chunks(item, config, chunk_sec, 3)

@@ -86,6 +86,40 @@ def test_a_frame_the_shot_thread_cannot_score_is_an_error_of_shots_and_ends_the_
     detector.close()  # again: nothing to do
 
 
+def test_cuts_decided_from_stored_scores_are_those_of_contentdetector_fed_the_frames():
+    """Shots are decided by replaying stored frame scores through one ContentDetector (so that chunks of a video
+    scored apart join exactly); this must decide as scenedetect does on the frames themselves, flash filter and
+    minimum shot length included, and split scores must join into the same cuts."""
+    from scenedetect import ContentDetector, FrameTimecode
+
+    from person_cluster.sampling.shots import FrameScores
+
+    rng = np.random.default_rng(1)
+    pictures = [rng.integers(0, 255, (9, 16, 3), np.uint8) for _ in range(6)]
+    sequence = [0] * 12 + [1] * 3 + [2] * 20 + [3] + [2] * 10 + [4] * 7 + [5] * 14  # a short shot, a flash
+    frames = []
+    for k in sequence:
+        img = cv2.resize(pictures[k], (320, 180), interpolation=cv2.INTER_NEAREST)
+        img = cv2.add(img, rng.integers(0, 3, img.shape, np.uint8))  # noise: scores are never exactly 0
+        frames.append(av.VideoFrame.from_ndarray(img, format="bgr24").reformat(format="yuv420p"))
+    reference = ContentDetector(threshold=27.0, min_scene_len=5)
+    cuts = [c.frame_num for n, f in enumerate(frames)
+            for c in reference.process_frame(FrameTimecode(n, 10.0), small_bgr(f))]
+    detector = ShotDetector("v", 10.0, 27.0, 0.5)
+    for n, f in enumerate(frames):
+        detector.feed(n, f)
+    shots = detector.shots()
+    assert [s.first_frame for s in shots[1:]] == cuts and len(cuts) >= 3
+    scores = detector.scores()
+    assert 20 < scores.values[12] and scores.values[0] == 0.0  # a cut's score; the first frame's
+    # Three chunks, each scoring its first frame against nothing and the first frame after it against its last.
+    parts = [FrameScores("v", 10.0, 0, scores.frames[a:b + 1], [0.0, *scores.values[a + 1:b + 1]])
+             for a, b in ((0, 15), (15, 36), (36, len(frames) - 1))]
+    parts[0].values[0] = scores.values[0]
+    assert FrameScores.join(parts) == scores
+    assert FrameScores.join(parts).shots(27.0, 0.5) == shots
+
+
 # -- tracks ---------------------------------------------------------------------------------------------------
 def test_tracks_follow_faces_across_frames_and_stop_at_cuts_gaps_and_jumps():
     rng = np.random.default_rng(1)

@@ -3,14 +3,11 @@ be rebuilt without reading the inputs again), and the sampled frames written bes
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import cv2
 import numpy as np
 
 from ..config import OutputConfig
 from ..records import Box, Frame
-from .naming import frame_stem
 
 
 def encode_jpg(image: np.ndarray, max_side: int, quality: int) -> bytes:
@@ -39,8 +36,6 @@ def face_crops(frame: Frame, bbox: Box, config: OutputConfig) -> tuple[bytes, by
             encode_jpg(body.cut(frame.image), config.crop_max_side, config.jpeg_quality))
 
 
-def write_frame(frames_dir: Path, frame: Frame, config: OutputConfig) -> None:
-    from . import write_atomic
-
-    jpg = encode_jpg(frame.image, max(frame.width, frame.height), config.jpeg_quality)
-    write_atomic(frames_dir / f"{frame_stem(frame.source, frame.index)}.jpg", jpg)
+def frame_jpg(frame: Frame, config: OutputConfig) -> bytes:
+    """The whole frame as JPEG, as OUT's frames/ keeps it (sinks.CacheSink writes it there)."""
+    return encode_jpg(frame.image, max(frame.width, frame.height), config.jpeg_quality)

@@ -15,16 +15,30 @@ from ..records import Frame, InputItem
 from .images import read_image
 from .inputs import InputError, discover_inputs
 from .shots import Shot, ShotDetector, shot_of
-from .video import VideoError, VideoInfo, probe_video, read_video_frames, sample_indices, scene_indices
+from .video import (
+    Span,
+    VideoError,
+    VideoInfo,
+    check_frames_read,
+    plan_chunks,
+    probe_video,
+    read_video_frames,
+    sample_indices,
+    scene_indices,
+)
 
 __all__ = [
     "FramePlan",
     "InputError",
     "Shot",
     "ShotDetector",
+    "Span",
     "VideoError",
+    "check_frames_read",
     "discover_inputs",
+    "plan_chunks",
     "plan_frames",
+    "planned_in",
     "read_image",
     "read_planned_frames",
     "shot_detector",
@@ -39,6 +53,11 @@ class FramePlan:
     info: VideoInfo | None
     indices: list[int | None]
 
+    @property
+    def last(self) -> int:
+        """The last frame a video's plan samples (-1: none), up to which frames are decoded and shots found."""
+        return max((i for i in self.indices if i is not None), default=-1)
+
 
 def plan_frames(item: InputItem, config: SamplingConfig) -> FramePlan:
     """Decide the frames to sample. Raises InputError when the input cannot be read at all."""
@@ -50,17 +69,22 @@ def plan_frames(item: InputItem, config: SamplingConfig) -> FramePlan:
 
 
 def read_planned_frames(item: InputItem, plan: FramePlan, skip: AbstractSet[int | None] = frozenset(),
-                        shots: ShotDetector | None = None) -> Iterator[Frame]:
+                        shots: ShotDetector | None = None, span: Span | None = None) -> Iterator[Frame]:
     """Yield the planned frames except those in ``skip`` (already in the cache). A video's ``shots`` detector
     sees every frame decoded up to the last planned one, skipped or not, so that a resumed run finds the same
-    shots."""
+    shots. ``span``: only that chunk of the video (:func:`plan_chunks`)."""
     if plan.info is None:
         if None not in skip:
             yield Frame(source=item.source, index=None, time_s=None, image=read_image(item.source))
         return
-    wanted = [i for i in plan.indices if i is not None and i not in skip]
-    planned = [i for i in plan.indices if i is not None]
-    yield from read_video_frames(item.source, plan.info, wanted, shots, planned[-1] if planned else -1)
+    yield from read_video_frames(item.source, plan.info, planned_in(plan, span, skip), shots, plan.last,
+                                 [i for i in plan.indices if i is not None], span)
+
+
+def planned_in(plan: FramePlan, span: Span | None, skip: AbstractSet[int | None] = frozenset()) -> list[int]:
+    """The planned frames of a video inside ``span`` (all of them if None), less those in ``skip``."""
+    return [i for i in plan.indices if i is not None and i not in skip
+            and (span is None or span.first <= i < span.stop)]
 
 
 def shot_detector(item: InputItem, plan: FramePlan, config: SamplingConfig) -> ShotDetector | None:

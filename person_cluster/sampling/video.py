@@ -190,17 +190,43 @@ class _Numbering:
         return round((pts - self.origin) * self.time_base * self.rate)
 
 
+@dataclass(frozen=True)
+class Span:
+    """A chunk of a video: frames ``first`` .. ``stop - 1``, read from the keyframe that is frame ``first``
+    (:func:`plan_chunks`). A chunk that is not the ``last`` also scores the first frame after it against its own
+    last one for the shot detector, which it decodes anyway; frames before ``first`` are dropped. ``origin``: the
+    pts of frame 0, as the sequential reader finds it (frame numbers are counted from it)."""
+
+    first: int
+    stop: int
+    keyframe_pts: int
+    keyframe_dts: int | None
+    origin: int
+    last: bool
+
+
 def read_video_frames(path: str, info: VideoInfo, indices: list[int], shots: ShotDetector | None = None,
-                      through: int = -1) -> Iterator[Frame]:
+                      through: int = -1, planned: list[int] | None = None, span: Span | None = None,
+                      ) -> Iterator[Frame]:
     """Yield the frames at ``indices`` (sorted), decoding forward; stops early at a truncated end. ``shots`` is
-    fed every frame decoded up to ``through`` (or the last index, if later)."""
+    fed every frame decoded up to ``through`` (or the last index, if later). ``planned``: every frame the plan
+    samples (default: ``indices``); only other non-reference frames go undecoded, so that a resumed run, which
+    yields fewer, decodes (and scores for shots) the very frames a first run did. ``span``: read that chunk only;
+    the caller then checks the count read (:func:`check_frames_read`, once every chunk is in)."""
     last = max(indices[-1] if indices else -1, through if shots is not None else -1)
     if last < 0:
         return
     wanted = set(indices)
     yielded = 0
     with _open(path) as container:
-        for number, frame in _decode(container, frozenset(indices)):
+        for number, frame in _decode(container, frozenset(indices if planned is None else planned), span):
+            if span is not None:
+                if number < span.first and span.first > 0:  # the previous chunk's
+                    continue
+                if number >= span.stop and not span.last:  # the next chunk's first frame: scored, not yielded
+                    if shots is not None:
+                        shots.feed(number, frame)
+                    break
             if shots is not None and number <= last:
                 shots.feed(number, frame)
             if number in wanted:
@@ -210,25 +236,111 @@ def read_video_frames(path: str, info: VideoInfo, indices: list[int], shots: Sho
                 yield Frame(source=path, index=number, time_s=round(number / info.fps, 3), image=image)
             if number >= last:
                 break
-    if yielded < len(indices):
+    if span is None:
+        check_frames_read(path, yielded, len(indices))
+
+
+def check_frames_read(path: str, yielded: int, expected: int) -> None:
+    """A video that yields none of its sampled frames is an error; one that yields fewer ends early (a warning)."""
+    if yielded < expected:
         if yielded == 0:
             raise VideoError("video yields no decodable frames")
-        log.warning("%s: read %d of %d sampled frames; the video ends early (truncated?)", path, yielded, len(indices))
+        log.warning("%s: read %d of %d sampled frames; the video ends early (truncated?)", path, yielded, expected)
 
 
-def _decode(container: av.container.InputContainer, wanted: frozenset[int]) -> Iterator[tuple[int, av.VideoFrame]]:
+def plan_chunks(path: str, through: int, chunk_sec: float) -> list[Span]:
+    """Keyframe-aligned chunks covering frames 0 .. ``through``: each starts at the first keyframe at or after a
+    multiple of ``chunk_sec``. Packets are demuxed, not decoded (the 10-minute 720p benchmark video: 0.12 s), and
+    a keyframe's number follows from its pts as :class:`_Numbering` numbers frames; frame 0's pts is that of the
+    first frame decoded, as in a sequential read. One chunk (the whole video) where frames cannot be numbered by
+    pts (a variable frame rate: they are counted in order, which needs one reader from the start)."""
+    with _open(path) as container:
+        stream = container.streams.video[0]
+        numbering = _Numbering(stream)
+        if not numbering.by_pts or through < 0:
+            return []
+        origin = _first_pts(container)
+    if origin is None:
+        return []
+    starts: list[tuple[int, int, int | None]] = []  # (frame number, pts, dts) of each chunk's keyframe
+    step = max(1, round(chunk_sec * float(numbering.rate)))
+    numbering.origin = origin
+    with _open(path) as container:
+        stream = container.streams.video[0]
+        try:
+            for packet in container.demux(stream):
+                if packet.pts is None or not packet.is_keyframe:
+                    continue
+                number = numbering.of_packet(packet)
+                if number > through:
+                    break
+                if number >= step * (len(starts) + 1) and (not starts or number > starts[-1][0]):
+                    starts.append((number, packet.pts, packet.dts))
+        except av.FFmpegError as exc:  # a damaged or truncated file: chunks up to where it breaks
+            log.debug("%s: demuxing stopped: %s", path, exc)
+    bounds = [(0, 0, None), *starts]
+    return [Span(first, bounds[k + 1][0] if k + 1 < len(bounds) else through + 1, pts, dts, origin,
+                 last=k + 1 == len(bounds))
+            for k, (first, pts, dts) in enumerate(bounds)]
+
+
+def _first_pts(container: av.container.InputContainer) -> int | None:
+    """pts of the first frame the decoder gives (frame 0 of a sequential read), decoding as little as it can."""
+    stream = container.streams.video[0]
+    try:
+        for packet in container.demux(stream):
+            try:
+                for frame in packet.decode():
+                    return frame.pts
+            except av.InvalidDataError:
+                continue
+    except av.FFmpegError:
+        pass
+    return None
+
+
+def _packets(container: av.container.InputContainer, span: Span | None) -> Iterator[av.Packet]:
+    """The video packets from the start, or from ``span``'s keyframe on: the seek lands on it or on an earlier
+    keyframe, whose packets are passed over undecoded (frames from a closed-GOP keyframe on need no earlier
+    one); where it lands past it, the file is demuxed from its start instead."""
+    stream = container.streams.video[0]
+    if span is None or span.first == 0:
+        yield from container.demux(stream)
+        return
+    container.seek(span.keyframe_pts, stream=stream, backward=True, any_frame=False)
+    for attempt in range(2):
+        found = False
+        for packet in container.demux(stream):
+            if not found:
+                if packet.is_keyframe and packet.pts == span.keyframe_pts:
+                    found = True
+                elif (attempt == 0 and packet.dts is not None and span.keyframe_dts is not None
+                      and packet.dts > span.keyframe_dts):
+                    break  # the seek went past the keyframe
+                else:
+                    continue
+            yield packet
+        if found:
+            return
+        container.seek(0, stream=stream, backward=True, any_frame=False)
+
+
+def _decode(container: av.container.InputContainer, wanted: frozenset[int],
+            span: Span | None = None) -> Iterator[tuple[int, av.VideoFrame]]:
     """(number, frame) in presentation order. Frames that no other frame references (most B-frames) are not
     decoded unless their number is in ``wanted``; damaged packets are passed over; a container that breaks off
-    (truncated file) ends the stream."""
+    (truncated file) ends the stream. ``span``: from that chunk's keyframe on."""
     stream = container.streams.video[0]
     # Slice threads only: in a run the other cores detect and embed, so the decoder's CPU time is what counts. On
     # the 10-minute 720p benchmark video (600 frames sampled) frame threads ("AUTO") took 18.9 s of CPU for 14.2 s,
     # slice threads 15.9 s for 10.0 s, one thread 16.3 s for 16.1 s.
     stream.thread_type = "SLICE"
     numbering = _Numbering(stream)
+    if span is not None and span.first > 0:
+        numbering.origin = span.origin
     bad_packets = 0
     try:
-        for packet in container.demux(stream):
+        for packet in _packets(container, span):
             skip = numbering.may_skip(packet) and numbering.of_packet(packet) not in wanted
             stream.codec_context.skip_frame = "NONREF" if skip else "DEFAULT"
             try:
