@@ -132,8 +132,9 @@ def test_a_cache_from_before_a_setting_stopped_deciding_the_features_is_still_us
         cache.bind(current, "m")
     lacking = {**current, "face": {k: v for k, v in current["face"].items() if k != "padding"}}
     changed = {**current, "face": {**current["face"], "padding": 0.3}}
-    for stored in (lacking, changed, {**current, "inputs": ["b.mp4"]}):
+    for stored, says in ((lacking, "other settings"), (changed, "other settings"),
+                         ({**current, "inputs": ["b.mp4"]}, "other inputs; `person-cluster add")):
         with FeatureCache(tmp_path / f"{len(str(stored))}.sqlite") as cache:
             cache.bind(stored, "m")
-            with pytest.raises(CacheError, match="other settings"):
+            with pytest.raises(CacheError, match=says):
                 cache.bind(current, "m")
