@@ -64,7 +64,7 @@ def test_the_writer_never_writes_nor_makes_a_folder_outside_dest(sandbox, parts)
 @settings(max_examples=300)
 @given(parts=st.lists(segments, min_size=1, max_size=6))
 def test_a_file_named_by_the_manifest_is_read_only_inside_out(sandbox, parts):
-    box, _, out = sandbox
+    _, _, out = sandbox
     try:
         path = _in_out(out, "/".join(parts))
     except ExportError as exc:
