@@ -167,6 +167,9 @@ def main() -> None:
         if args.fresh:
             shutil.rmtree(MUTANTS, ignore_errors=True)
         shutil.rmtree(MUTANTS / "tests", ignore_errors=True)  # mutmut copies them again, as they are now
+        # Before mutmut starts: a PYTHONPATH entry missing at start-up is skipped by the import system for good
+        # (sys.path_importer_cache), and the tests would import the editable install instead of the mutants.
+        MUTANTS.mkdir(exist_ok=True)
         if not args.mutants:
             print(f"{reopen_unkilled()} mutants not killed before are tested again")
         env = {**os.environ, "PERSON_CLUSTER_TESTDATA": str(testdata), "PERSON_CLUSTER_LFW12_RUN": str(make_lfw12_run()),
