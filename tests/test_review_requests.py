@@ -378,3 +378,27 @@ def test_the_server_listens_on_loopback_only_and_a_taken_port_is_one_line(out):
             make_server(out, app.port)
     finally:
         srv.server_close()
+
+
+def test_a_browser_leaving_the_page_is_a_debug_line_not_a_traceback(server, monkeypatch, caplog, capsys):
+    import logging
+
+    app = server
+
+    def gone(*args, **kwargs):
+        raise BrokenPipeError(32, "Broken pipe")
+
+    monkeypatch.setattr(app, "handle", gone)
+    with caplog.at_level(logging.DEBUG, logger="person_cluster.review.server"), \
+            pytest.raises((http.client.RemoteDisconnected, ConnectionError)):
+        _http(app, "GET", "/files/people/person_000/face_000000.jpg")
+    records = [r for r in caplog.records if r.name == "person_cluster.review.server"]
+    assert records and all(r.levelno == logging.DEBUG for r in records)
+    assert any("connection closed by the browser" in r.getMessage() for r in records)
+    from person_cluster.review.server import _Server  # what socketserver does when a handler ends early
+
+    caplog.clear()
+    with caplog.at_level(logging.DEBUG, logger="person_cluster.review.server"):
+        _Server.handle_error(None, None, ("127.0.0.1", 5))
+    assert [r.levelno for r in caplog.records] == [logging.DEBUG] and "127.0.0.1" in caplog.records[0].getMessage()
+    assert "Traceback" not in capsys.readouterr().err
