@@ -94,6 +94,9 @@ def test_the_overlap_needed_is_one_half_and_no_box_of_another_frame_or_source_is
     assert match_faces([better, worse], {decided}) == {decided: better}
     assert match_faces([better, decided], {decided}) == {decided: decided}
     assert match_faces([], {decided}) == {} and match_faces([decided], set()) == {}
+    # Boxes apart on both axes do not overlap at all, however their gaps multiply.
+    for apart in ([30, 30, 50, 50], [12, 12, 40, 40], [-30, -30, -2, -2], [10, 10, 20, 20], [0, 10, 10, 20]):
+        assert match_faces([face_key("v.mp4", 3, apart)], {decided}) == {}, apart
     # Degenerate boxes overlap nothing (no division by zero).
     flat = face_key("v.mp4", 3, [5, 5, 5, 5])
     assert match_faces([flat], {face_key("v.mp4", 3, [5, 5, 5, 5]) + " "}) == {}

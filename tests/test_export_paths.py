@@ -307,3 +307,15 @@ def test_an_export_interrupted_midway_removes_what_it_wrote(tmp_path, monkeypatc
             export(out, dest, "folders")
         assert len(calls) == 2
     assert not (tmp_path / "new").exists() and os.listdir(tmp_path / "empty") == []
+
+
+def test_out_and_dest_reached_through_a_symlink_are_still_inside_themselves(tmp_path):
+    """/tmp is a link on macOS, a home folder often is: a path through a link is not a way out."""
+    real = tmp_path / "real"
+    real.mkdir()
+    out = _out(real)
+    (tmp_path / "via").symlink_to(real, target_is_directory=True)
+    assert export(tmp_path / "via" / "out", tmp_path / "via" / "set", "folders")["faces"] == 3
+    assert (real / "set" / "Ann" / "face_000000.jpg").is_file()
+    export(tmp_path / "via" / "out", tmp_path / "via" / "yolo", "yolo")
+    assert (real / "yolo" / "labels" / "p.txt").exists() and out.is_dir()
