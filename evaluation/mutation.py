@@ -173,7 +173,10 @@ def main() -> None:
         if not args.mutants:
             print(f"{reopen_unkilled()} mutants not killed before are tested again")
         env = {**os.environ, "PERSON_CLUSTER_TESTDATA": str(testdata), "PERSON_CLUSTER_LFW12_RUN": str(make_lfw12_run()),
-               "PYTHONPATH": str(MUTANTS)}  # the CLI subprocesses of the tests import the mutated package too
+               "PYTHONPATH": str(MUTANTS),  # the CLI subprocesses of the tests import the mutated package too
+               # One thread per numerical library: the timeout is on CPU time, which idle-spinning thread pools
+               # would spend; and the machine is shared.
+               "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
         started = time.monotonic()
         r = subprocess.run(["nice", "-n", "10", _mutmut(), "run", "--max-children", str(args.max_children),
                             *args.mutants], check=False, cwd=ROOT, env=env)
