@@ -347,7 +347,7 @@ def test_the_http_server_refuses_bodies_too_large_or_lengths_that_are_not_number
         request = (f"POST /api/action HTTP/1.1\r\nHost: x\r\nX-Review-Token: {app.token}\r\n"
                    f"Content-Length: {length}\r\n\r\n").encode()
         status, body = _raw(app, request)
-        assert 400 <= status < 500 and "\n" not in json.loads(body)["error"], length
+        assert status == 400 and "\n" not in json.loads(body)["error"], length
     status, body = _raw(app, b"GET /files/people/../../secret.jpg HTTP/1.1\r\nHost: x\r\n\r\n")
     assert status == 404
     secret, _ = _with_traps(out)
@@ -402,3 +402,89 @@ def test_a_browser_leaving_the_page_is_a_debug_line_not_a_traceback(server, monk
         _Server.handle_error(None, None, ("127.0.0.1", 5))
     assert [r.levelno for r in caplog.records] == [logging.DEBUG] and "127.0.0.1" in caplog.records[0].getMessage()
     assert "Traceback" not in capsys.readouterr().err
+
+
+def _big_out(tmp_path: Path, n: int = 620) -> Path:
+    """An OUT whose one person has more faces than a page holds (a manifest only: no cache, no images)."""
+    out = tmp_path / "big"
+    out.mkdir()
+    faces = [{"id": k, "source": "v.mp4", "frame": k, "time_s": k / 10, "bbox": [0, 0, 40, 40], "cluster": 0,
+              "crop": f"people/person_000/face_{k:06d}.jpg", "shot": 0, "track": k} for k in range(n)]
+    faces.append({"id": n, "source": "v.mp4", "frame": 0, "time_s": 0.0, "bbox": [50, 0, 90, 40], "cluster": 1,
+                  "crop": f"people/person_001/face_{n:06d}.jpg", "shot": 0, "track": n})
+    manifest = {"faces": faces, "frames": [],
+                "clusters": [{"id": 0, "folder": "people/person_000"}, {"id": 1, "folder": "people/Bob"}],
+                "shots": [{"source": "v.mp4", "shot": 0, "first_frame": 0, "last_frame": 1000, "first_time_s": 0.0,
+                           "last_time_s": 100.0, "fps": 10.0}]}
+    (out / "manifest.json").write_text(json.dumps(manifest))
+    return out
+
+
+def test_a_page_holds_at_most_500_faces_and_names_the_candidates(tmp_path):
+    app = ReviewApp(_big_out(tmp_path))
+    page = json.loads(app.handle("GET", "/api/people/c0?limit=100000", {}).body)
+    assert page["faces"] == 620 and len(page["items"]) == 500
+    assert [f["frame"] for f in page["items"]] == list(range(500))
+    rest = json.loads(app.handle("GET", "/api/people/c0?offset=500&limit=500", {}).body)
+    assert [f["frame"] for f in rest["items"]] == list(range(500, 620))
+    assert len(json.loads(app.handle("GET", "/api/people/c0", {}).body)["items"]) == 200  # the default page
+    assert page["candidates"] == [{"key": "c1", "label": "Bob"}]
+
+
+def test_every_refusal_says_why(app):
+    for r in (app.handle("GET", "/static/nothing.js", {}), app.handle("GET", "/api/people/c42", {}),
+              app.handle("GET", "/api/people/c0?limit=x", {}), app.handle("GET", "/files/nothing.jpg", {}),
+              app.handle("GET", "/elsewhere", {}), app.handle("PATCH", "/", {})):
+        message = _error(r)
+        assert isinstance(message, str) and len(message) > 5
+    assert "c42" in _error(app.handle("GET", "/api/people/c42", {}))
+    assert "integers" in _error(app.handle("GET", "/api/people/c0?limit=x", {}))
+
+
+def test_the_server_sends_its_security_headers_and_reads_exactly_the_declared_body(server, out):
+    app = server
+    status, headers, _ = _http(app, "GET", "/api/people")
+    assert headers["Content-Security-Policy"] == "default-src 'self'; img-src 'self'; frame-ancestors 'none'"
+    assert headers["Content-Type"] == "application/json"
+
+    def post(body: bytes, length: int | None = None):
+        head = f"POST /api/action HTTP/1.1\r\nHost: x\r\nX-Review-Token: {app.token}\r\n" \
+               f"Content-Length: {len(body) if length is None else length}\r\n\r\n"
+        status, reply = _raw(app, head.encode() + body)
+        return status, json.loads(reply)
+
+    assert post(b"") == (400, {"error": "the request needs an 'action'"})  # no body: nothing to read
+    assert post(b"{") == (400, {"error": "the request is not JSON"})  # a body of one byte is read
+    status, reply = post(b"x", length=-1)
+    assert status == 400 and "Content-Length" in reply["error"]
+    just = json.dumps({"action": "undo"}).encode()
+    assert post(just + b" " * (MAX_BODY - len(just))) == (200, {"ok": True, "undone": None})  # MAX_BODY: accepted
+
+
+def test_what_fails_inside_is_told_in_the_terminal_and_requests_in_the_debug_log(server, monkeypatch, caplog):
+    import logging
+
+    app = server
+    with caplog.at_level(logging.DEBUG, logger="person_cluster.review.server"):
+        assert _http(app, "GET", "/api/people")[0] == 200
+        monkeypatch.setattr(app, "handle", lambda *a, **k: (_ for _ in ()).throw(RuntimeError("disk on fire")))
+        assert _http(app, "GET", "/api/people?x=1")[0] == 500
+    messages = [r.getMessage() for r in caplog.records if r.name == "person_cluster.review.server"]
+    assert any("GET /api/people HTTP/1.1" in m and "200" in m for m in messages)  # the request line, formatted
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert warnings == ["review: GET /api/people?x=1 failed: disk on fire"]
+    assert all(m.startswith("review: ") for m in messages)
+
+
+def test_two_reviews_at_once_each_get_a_free_port(out, tmp_path):
+    other = tmp_path / "other"
+    shutil.copytree(out, other)
+    first, a = make_server(out)
+    try:
+        second, b = make_server(other)
+        try:
+            assert a.port != b.port and a.port > 1024 and b.port > 1024
+        finally:
+            second.server_close()
+    finally:
+        first.server_close()
