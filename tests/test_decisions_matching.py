@@ -250,12 +250,12 @@ def test_every_two_people_are_cannot_linked_once_through_one_face_of_each(seed, 
 
 
 def test_a_cluster_takes_the_name_of_the_person_most_of_its_faces_were_given_to():
-    applied = _applied([3, 3, 4, -1, 4, 4, -1, 8])
+    applied = _applied([4, 3, 4, -1, 0, 0, -1, 8, 0])
     del applied.people[8]  # faces given to a person removed since: no name from them
-    labels = np.array([0, 0, 0, 0, 1, 1, 2, 3])
+    labels = np.array([0, 0, 0, 0, 1, 1, 2, 3, 1])
     names = applied.names(labels)
-    assert {k: p.id for k, p in names.items()} == {0: 3, 1: 4}
-    assert applied.names(np.array([-1, -1, -1, -1, -1, -1, -1, -1])) == {}
+    assert {k: p.id for k, p in names.items()} == {0: 4, 1: 0}  # the majority, not the lowest id; 0 is a person
+    assert applied.names(np.full(9, -1)) == {}
     tie = _applied([6, 2])
     assert tie.names(np.array([0, 0]))[0].id == 2  # a tie: the lower person id, whatever the face order
 
@@ -277,6 +277,7 @@ def test_merge_takes_the_other_persons_name_only_when_it_has_none(tmp_path):
         assert ross not in d.people()
         # Faces no one had yet join the kept person.
         assert d.merge(A, [B[2], B[3]]) == unnamed and d.assigned()[B[3]] == unnamed
+        assert d.undo() == "merge" and B[3] not in d.assigned()
 
 
 def test_a_person_is_the_one_most_of_the_faces_belong_to(tmp_path):

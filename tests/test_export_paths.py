@@ -171,6 +171,7 @@ def test_yolo_labels_are_each_faces_box_in_ultralytics_units(tmp_path):
     data = yaml.safe_load((dest / "data.yaml").read_text())
     assert data["names"] == {0: "Ann <3", 1: "person_001", 2: "unassigned"} and Path(data["path"]) == dest.resolve()
     assert data["train"] == data["val"] == "images"
+    assert (dest / "data.yaml").read_text().splitlines()[0] == f"# person_cluster export of {json.dumps(str(out))}"
     assert (dest / "labels" / "v_f000000.txt").read_text() == (
         "0 0.150000 0.400000 0.200000 0.400000\n1 0.600000 0.400000 0.200000 0.400000\n")
     assert (dest / "labels" / "v_f000006.txt").read_text() == (
@@ -198,6 +199,8 @@ def test_yolo_has_no_unassigned_class_when_every_face_is_someones(tmp_path):
 def test_csv_has_one_row_per_face_but_not_a_face(tmp_path):
     out = _out(tmp_path)
     assert export(out, tmp_path / "c", "csv") == {"format": "csv", "people": 2, "faces": 4, "files": 1}
+    raw = (tmp_path / "c" / "faces.csv").read_bytes()
+    assert b"\r" not in raw and raw.endswith(b"unassigned\n")  # one "\n" a line, as the other text files
     rows = list(csv.reader((tmp_path / "c" / "faces.csv").open()))
     assert rows == [["source", "frame", "time_s", "left", "top", "right", "bottom", "person"],
                     ["v.mp4", "0", "0.0", "10", "20", "50", "60", "Ann <3"],
@@ -235,11 +238,11 @@ def _edited(out: Path, change) -> None:
     ("folders", lambda m: m["faces"][0].update(crop="../../outside.jpg"), "outside OUT"),
     ("folders", lambda m: m["faces"][0].update(crop="/etc/hostname"), "outside OUT"),
     ("folders", lambda m: m["faces"][0].update(crop="people/link.jpg"), "outside OUT"),
-    ("folders", lambda m: m["faces"][0].update(crop="people/Ann/a\x00b.jpg"), "unreadable manifest"),
+    ("folders", lambda m: m["faces"][0].update(crop="people/Ann/a\x00b.jpg"), r"unreadable manifest \(embedded null byte\)"),
     ("folders", lambda m: m["faces"][0].update(crop=["a"]), "unreadable manifest"),
     ("folders", lambda m: m["faces"][0].update(crop="people/Ann/" + "x" * 100_000), "missing|unreadable|too long"),
     ("folders", lambda m: m["clusters"][0].update(folder="people/.."), "outside DEST"),
-    ("folders", lambda m: m["clusters"][0].update(id="zz"), "unreadable manifest"),
+    ("folders", lambda m: m["clusters"][0].update(id="zz"), r"manifest \(invalid literal for int\(\) .*'zz'\)"),
     ("folders", lambda m: m.update(faces=7), "unreadable manifest"),
     ("yolo", lambda m: m["frames"][0].update(image="../outside.jpg"), "outside OUT"),
     ("yolo", lambda m: m["frames"][0].update(image="frames/.."), "missing|outside"),
@@ -286,6 +289,23 @@ def test_dest_that_is_a_file_or_holds_files_is_refused_and_kept(tmp_path):
         export(out, tmp_path / "d", "coco")
     export(out, tmp_path / "deep" / "er", "csv")  # parents are made
     assert (tmp_path / "deep" / "er" / "faces.csv").is_file()
+
+
+def test_taking_back_an_export_removes_files_folders_and_links_but_nothing_they_lead_to(tmp_path):
+    kept = tmp_path / "kept"
+    (kept / "inside").mkdir(parents=True)
+    (kept / "inside" / "photo.jpg").write_bytes(b"mine")
+    dest = tmp_path / "dest"
+    (dest / "folder" / "sub").mkdir(parents=True)
+    (dest / "file.txt").write_text("x")
+    (dest / "folder" / "sub" / "f").write_text("x")
+    (dest / "link").symlink_to(kept, target_is_directory=True)
+    (dest / "filelink").symlink_to(kept / "inside" / "photo.jpg")
+    _Writer(dest).remove_all(created=False)
+    assert dest.is_dir() and os.listdir(dest) == []  # DEST was there before: kept, empty
+    assert (kept / "inside" / "photo.jpg").read_bytes() == b"mine"
+    _Writer(dest).remove_all(created=True)
+    assert not dest.exists()
 
 
 def test_an_export_interrupted_midway_removes_what_it_wrote(tmp_path, monkeypatch):
