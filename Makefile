@@ -5,7 +5,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: setup run test lint clean
+.PHONY: setup run test lint mutation clean
 
 setup: $(STAMP)
 
@@ -23,6 +23,11 @@ run: setup
 
 test: setup
 	$(BIN)/python -m pytest -q
+
+# Mutation testing of the modules that guard the user's data (evaluation/mutation.py; an hour or more, not in CI).
+# ARGS: e.g. --fresh, --max-children 2, --show, or mutant names.
+mutation: setup
+	$(BIN)/python evaluation/mutation.py $(ARGS)
 
 lint: setup
 	$(BIN)/python -m ruff check person_cluster tests scripts evaluation

@@ -22,10 +22,12 @@ from pathlib import Path
 from typing import Any
 
 from .errors import PersonClusterError
-from .layout import read_manifest
+from .layout import MANIFEST, read_manifest
 from .review import NOT_A_FACE
 
 FORMATS = ("folders", "yolo", "csv")
+# What a manifest edited by hand raises where a field has the wrong type or is missing (a NUL in a path: ValueError).
+_MALFORMED = (KeyError, TypeError, ValueError, IndexError, AttributeError)
 
 
 class ExportError(PersonClusterError, ValueError):
@@ -39,14 +41,13 @@ def export(out: str | Path, dest: str | Path, fmt: str, named_only: bool = False
         raise ExportError(f"--format must be one of {', '.join(FORMATS)}")
     out, dest = Path(out), Path(dest)
     manifest = read_manifest(out)
-    if named_only:
-        named = [c for c in manifest["clusters"] if c.get("name")]
-        if not named:
-            raise ExportError("--named-only: no person has a name yet; name them with `person-cluster review`")
-        ids = {int(c["id"]) for c in named}
-        manifest = {**manifest, "clusters": named,
-                    "faces": [{**f, "cluster": f["cluster"] if f["cluster"] in ids or f["cluster"] == NOT_A_FACE
-                               else -1} for f in manifest["faces"]]}
+    try:
+        if named_only:
+            manifest = _named_only(manifest)
+    except ExportError:
+        raise
+    except _MALFORMED as exc:
+        raise _unreadable(out, exc) from None
     if dest.exists() and (not dest.is_dir() or any(dest.iterdir())):
         raise ExportError(f"{dest}: exists and is not an empty folder; export into a new or empty one")
     created = not dest.exists()
@@ -54,10 +55,27 @@ def export(out: str | Path, dest: str | Path, fmt: str, named_only: bool = False
     writer = _Writer(dest)
     try:
         summary = {"folders": _folders, "yolo": _yolo, "csv": _csv}[fmt](out, manifest, writer)
-    except BaseException:
+    except BaseException as exc:
         writer.remove_all(created)
+        if isinstance(exc, _MALFORMED) and not isinstance(exc, PersonClusterError):
+            raise _unreadable(out, exc) from None
         raise
     return {"format": fmt, **summary, "files": writer.count}
+
+
+def _named_only(manifest: dict[str, Any]) -> dict[str, Any]:
+    named = [c for c in manifest["clusters"] if c.get("name")]
+    if not named:
+        raise ExportError("--named-only: no person has a name yet; name them with `person-cluster review`")
+    ids = {int(c["id"]) for c in named}
+    return {**manifest, "clusters": named,
+            "faces": [{**f, "cluster": f["cluster"] if f["cluster"] in ids or f["cluster"] == NOT_A_FACE else -1}
+                      for f in manifest["faces"]]}
+
+
+def _unreadable(out: Path, exc: Exception) -> ExportError:
+    reason = f"no {exc}" if isinstance(exc, KeyError) else (str(exc).splitlines() or [type(exc).__name__])[0]
+    return ExportError(f"{out / MANIFEST}: unreadable manifest ({reason}); was it edited by hand?")
 
 
 class _Writer:

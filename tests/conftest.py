@@ -2,17 +2,35 @@
 
 from __future__ import annotations
 
+import os
+import shutil
 from fractions import Fraction
 from pathlib import Path
 
 import cv2
 import numpy as np
 import pytest
+from hypothesis import HealthCheck, settings
+
+# Property tests: the same examples on every run (CI and mutation runs must not depend on luck), no deadline (shared,
+# noisy machines). HYPOTHESIS_PROFILE=explore draws new examples, more of them, to look for a failing case.
+settings.register_profile("suite", derandomize=True, deadline=None, max_examples=50,
+                          suppress_health_check=[HealthCheck.too_slow])
+settings.register_profile("explore", deadline=None, max_examples=1000, suppress_health_check=[HealthCheck.too_slow])
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "suite"))
 
 REPO = Path(__file__).resolve().parents[1]
-TESTDATA = REPO.parent / "shared" / "testdata"
+# ../shared beside the checkout; a copy of the tests elsewhere (mutmut's mutants/) names it in the environment.
+TESTDATA = Path(os.environ.get("PERSON_CLUSTER_TESTDATA") or REPO.parent / "shared" / "testdata")
 LFW = TESTDATA / "faces" / "lfw150"
 VIDEOS = TESTDATA / "videos"
+
+
+def pytest_collection_modifyitems(items) -> None:
+    """mutmut 3.8 records which tests reach a function by ``item._nodeid``, which pytest 9 renamed: give it one."""
+    if "MUTANT_UNDER_TEST" in os.environ:
+        for item in items:
+            item._nodeid = item.nodeid
 
 
 def need(path: Path) -> Path:
@@ -31,20 +49,19 @@ def videos() -> Path:
     return need(VIDEOS)
 
 
-@pytest.fixture(scope="session")
-def lfw12_run(tmp_path_factory) -> Path:
-    """A default run (one worker) over 12 LFW photos of 3 people; their background faces make some unassigned.
-    Shared by the tests: read it, or copy it before changing anything."""
+def make_lfw12_run(root: Path) -> Path:
+    """A default run (one worker) over 12 LFW photos of 3 people, into ``root``/out; their background faces make
+    some unassigned."""
     from person_cluster import api
     from person_cluster.config import Config
 
     lfw = need(LFW)
-    photos = tmp_path_factory.mktemp("photos")
+    photos = root / "photos"
     for person in ("Colin_Powell", "Gerhard_Schroeder", "Tony_Blair"):
-        (photos / person).mkdir()
+        (photos / person).mkdir(parents=True)
         for f in sorted((lfw / person).glob("*.jpg"))[:4]:
             (photos / person / f.name).write_bytes(f.read_bytes())
-    out = tmp_path_factory.mktemp("run") / "out"
+    out = root / "out"
     api.run([str(photos)], out, Config().with_overrides({"runtime.workers": 1}), progress=False)
     return out
 
@@ -61,6 +78,18 @@ def frames_committed(out: Path) -> int:
             con.close()
     except sqlite3.Error:
         return 0
+
+
+@pytest.fixture(scope="session")
+def lfw12_run(tmp_path_factory) -> Path:
+    """:func:`make_lfw12_run`, once per session. Shared by the tests: read it, or copy it before changing anything.
+    A mutation run makes it once for all its sessions (PERSON_CLUSTER_LFW12_RUN) and each session gets a copy."""
+    made = os.environ.get("PERSON_CLUSTER_LFW12_RUN")
+    if made:
+        out = tmp_path_factory.mktemp("run") / "out"
+        shutil.copytree(made, out, symlinks=True)
+        return out
+    return make_lfw12_run(tmp_path_factory.mktemp("lfw12"))
 
 
 def write_video(path: Path, frames: list[np.ndarray], fps: float = 10.0) -> Path:

@@ -73,6 +73,7 @@ def bad_run(tmp_path_factory):
     return src, out, r
 
 
+@pytest.mark.pipeline
 def test_every_bad_input_is_skipped_with_its_reason(bad_run):
     _, out, r = bad_run
     assert r.returncode == 0, r.stderr
@@ -148,6 +149,7 @@ def test_permission_check_names_the_reason(tmp_path, monkeypatch):
     assert not items and skipped[0].reason == "permission denied"
 
 
+@pytest.mark.pipeline
 def test_video_container_with_no_frames(tmp_path):
     path = tmp_path / "nothing.mp4"
     writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), 10, (64, 48))
@@ -157,6 +159,7 @@ def test_video_container_with_no_frames(tmp_path):
     assert len(r.stderr.strip().splitlines()) <= 2
 
 
+@pytest.mark.pipeline
 def test_input_without_faces_gives_empty_valid_outputs(tmp_path):
     video = write_video(tmp_path / "blank.mp4", [np.full((120, 160, 3), 90, np.uint8)] * 20, fps=10)
     cv2.imwrite(str(tmp_path / "wall.jpg"), np.full((100, 100, 3), 200, np.uint8))

@@ -106,6 +106,7 @@ def _who(m: dict) -> dict[str, int]:
     return {face_key(f["source"], f["frame"], f["bbox"]): f["cluster"] for f in m["faces"]}
 
 
+@pytest.mark.pipeline
 def test_decisions_survive_reclustering_and_name_the_outputs(lfw12_run, tmp_path):
     out = tmp_path / "out"
     shutil.copytree(lfw12_run, out)

@@ -187,6 +187,7 @@ def test_an_altered_or_missing_model_file_is_one_clear_error(tmp_path, monkeypat
         _analyse_in_worker(np.zeros((64, 64, 3), np.uint8))
 
 
+@pytest.mark.pipeline
 def test_the_detector_is_chosen_by_config_and_cli(tmp_path, lfw):
     assert Config().detection.model == "centerface"
     with pytest.raises(ConfigError, match="detection.model: must be one of centerface, hog, cnn"):

@@ -121,6 +121,7 @@ def test_photo_folder_groups_people_the_same_with_any_worker_count(tmp_path, lfw
     assert normalized_mutual_info_score(truth, pred) >= 0.9
 
 
+@pytest.mark.pipeline
 def test_no_usable_input_is_one_line_and_nonzero(tmp_path):
     (tmp_path / "notes.txt").write_text("hi")
     r = cli("run", str(tmp_path / "missing.mp4"), str(tmp_path / "notes.txt"), "-o", str(tmp_path / "out"), "-q")
@@ -129,6 +130,7 @@ def test_no_usable_input_is_one_line_and_nonzero(tmp_path):
     assert not (tmp_path / "out").exists()  # refused before OUT is created
 
 
+@pytest.mark.pipeline
 def test_out_that_holds_other_files_is_refused(tmp_path):
     out = tmp_path / "out"
     out.mkdir()

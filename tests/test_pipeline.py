@@ -20,6 +20,7 @@ def _extract(extractor: Extractor, items, path):
         return summary, cache.load_table()
 
 
+@pytest.mark.pipeline
 @pytest.mark.parametrize("model", ["centerface", "hog"])
 def test_warm_extractor_is_reusable_and_matches_one_worker(tmp_path, lfw, model):
     """Both detectors release the GIL, so both run in two worker threads here, each with its own models."""
@@ -69,6 +70,7 @@ def test_workers_do_not_import_torch():
     assert r.stdout.strip() == "False"
 
 
+@pytest.mark.pipeline
 def test_api_starts_without_clustering_imports(tmp_path):
     """`run` starts its workers right after `import api`: scikit-learn and scipy (~1.5 s) must not be imported by
     then, neither by the api nor by the CLI's own imports (it stops here at discovery, as nothing is usable); the
@@ -85,6 +87,7 @@ def test_api_starts_without_clustering_imports(tmp_path):
     assert r.stdout.split() == ["[]", "True"]
 
 
+@pytest.mark.pipeline
 def test_a_cache_made_with_other_settings_is_refused_before_any_write(tmp_path, lfw):
     src = tmp_path / "photos"
     src.mkdir()
@@ -101,6 +104,7 @@ def test_a_cache_made_with_other_settings_is_refused_before_any_write(tmp_path, 
         assert (out / "features.sqlite").read_bytes() == before
 
 
+@pytest.mark.pipeline
 def test_extractors_built_at_once_in_one_process_all_load_their_models(tmp_path, lfw, monkeypatch):
     """Each extractor loads its CNNs in a background thread, exporting them where they are not cached yet (an empty
     cache here). torch.fx tracing is not thread-safe and patches torch.nn.Module.__call__ process-wide, so exports

@@ -22,6 +22,7 @@ from person_cluster.review import face_key
 from person_cluster.review.server import ReviewApp, make_server
 
 CHROMIUM, CHROMEDRIVER = "/usr/bin/chromium", "/usr/bin/chromedriver"
+pytestmark = pytest.mark.pipeline  # every test here reviews a run of a real clip (tests/test_review_requests.py: fast)
 
 
 _RUNS: dict[str, Path] = {}

@@ -147,6 +147,7 @@ def test_look_alikes_swapping_places_are_not_linked_by_position_alone():
     assert link_tracks(table, TrackingConfig()).ids.tolist() == [0, 1, 1, 0]  # by descriptor, within the gate
 
 
+@pytest.mark.pipeline
 def test_a_track_never_crosses_a_cut_between_identical_looking_shots(tmp_path, lfw):
     """One real face, still, on two backgrounds: the face is the same on both sides of the cut, so only the shot
     boundary keeps the tracks apart."""
@@ -244,6 +245,7 @@ def test_a_photo_with_a_mirror_image_duplicate_works_with_the_switch_off():
     assert off[0] == off[1] == off[2] != off[3]
 
 
+@pytest.mark.pipeline
 def test_shots_and_tracks_are_in_the_cache_and_the_manifest(tmp_path, videos):
     out = tmp_path / "out"
     config = Config().with_overrides({"sampling.capture_interval_sec": 0.5, "sampling.stop_sec": 6.0})

@@ -399,7 +399,11 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _serve(self, method: str) -> None:
         try:
-            length = int(self.headers.get("Content-Length") or 0)
+            declared = (self.headers.get("Content-Length") or "0").strip()
+            if not declared.isdigit():  # "abc", "-5", "1e3": a 400, not the 500 of a failed int()
+                self._reply(_error(400, "Content-Length must be a number of bytes"))
+                return
+            length = int(declared)
             if length > MAX_BODY:
                 self._reply(_error(413, "request too large"), method)
                 return

@@ -1,0 +1,155 @@
+"""Face tracks: linked only within one shot of one video, never two faces of a frame, only when close in looks and
+on screen; and what a track's faces give the clustering (means, spans)."""
+
+from __future__ import annotations
+
+import numpy as np
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from person_cluster.config import TrackingConfig
+from person_cluster.records import FaceTable
+from person_cluster.tracking import Tracks, link_tracks
+
+seeds = st.integers(0, 2**32 - 1)
+E = np.eye(128)
+
+
+def _table(rows, cloth=None) -> FaceTable:
+    """rows: (source, frame, time, box, descriptor, shot)."""
+    n = len(rows)
+    sources, frames, times, boxes, face, shots = zip(*rows) if rows else ([], [], [], [], [], [])
+    return FaceTable(ids=np.arange(n), sources=list(sources), frames=list(frames), times=list(times),
+                     bboxes=np.asarray(boxes, np.int64).reshape(n, 4),
+                     face=np.asarray(face, np.float32).reshape(n, 128),
+                     cloth=np.zeros((n, 0), np.float32) if cloth is None else np.asarray(cloth, np.float32),
+                     has_cloth=np.zeros(n, bool) if cloth is None else np.ones(n, bool), shots=np.asarray(shots, np.int64))
+
+
+def _pair(t1: float, box1, face1=E[0], box0=(100, 100, 180, 180), t0: float = 0.0, config=None) -> bool:
+    """Whether a face at t1 is linked to one at t0 (same video, same shot)."""
+    table = _table([("v.mp4", 0, t0, box0, E[0], 0), ("v.mp4", 6, t1, box1, face1, 0)])
+    ids = link_tracks(table, config or TrackingConfig()).ids
+    return ids[0] == ids[1]
+
+
+def test_a_track_stays_open_for_max_gap_sec_after_its_last_face():
+    assert _pair(1.5, (100, 100, 180, 180))  # exactly the gap: still open
+    assert not _pair(1.5001, (100, 100, 180, 180))
+    assert _pair(0.2, (100, 100, 180, 180), config=TrackingConfig(max_gap_sec=0.2))
+    assert not _pair(0.3, (100, 100, 180, 180), config=TrackingConfig(max_gap_sec=0.2))
+
+
+def test_a_face_joins_a_track_only_if_it_looks_alike_within_max_face_distance():
+    near = np.cos(0.3) * E[0] + np.sin(0.3) * E[1]  # distance 2 sin(0.15) = 0.2989 from E[0]
+    assert _pair(0.2, (100, 100, 180, 180), near, config=TrackingConfig(max_face_distance=0.299))
+    assert not _pair(0.2, (100, 100, 180, 180), near, config=TrackingConfig(max_face_distance=0.298))
+    assert not _pair(0.2, (100, 100, 180, 180), E[1])  # sqrt(2) apart: another person, where the other was
+    assert _pair(0.2, (100, 100, 180, 180), 5 * E[0])  # descriptors are compared normalised
+
+
+def test_a_face_joins_a_track_only_if_it_moved_at_most_max_shift_box_sizes_and_kept_its_size():
+    assert _pair(0.2, (180, 100, 260, 180))  # moved by one box size (80 px): at the limit
+    assert not _pair(0.2, (181, 100, 261, 180))
+    assert _pair(0.2, (140, 140, 220, 220), config=TrackingConfig(max_shift=0.71))  # diagonal: 56.6 px = 0.707
+    assert not _pair(0.2, (140, 140, 220, 220), config=TrackingConfig(max_shift=0.70))
+    assert not _pair(0.2, (90, 100, 170, 180), config=TrackingConfig(max_shift=0.1))
+    # The size in the box's larger side: twice as large or half as large is another face.
+    assert _pair(0.2, (100, 100, 259, 180), config=TrackingConfig(max_shift=9))  # 159 / 80 < 2
+    assert not _pair(0.2, (100, 100, 260, 180), config=TrackingConfig(max_shift=9))  # 160 / 80 = 2
+    assert _pair(0.2, (100, 100, 141, 141), config=TrackingConfig(max_shift=9))  # 41 / 80 > 0.5
+    assert not _pair(0.2, (100, 100, 140, 140), config=TrackingConfig(max_shift=9))  # 40 / 80 = 0.5
+
+
+def test_a_track_follows_its_last_face_not_its_first():
+    rows = [("v.mp4", 6 * k, 0.2 * k, (100 + 60 * k, 100, 180 + 60 * k, 180), E[0], 0) for k in range(5)]
+    assert link_tracks(_table(rows), TrackingConfig()).ids.tolist() == [0] * 5  # 240 px in all, 60 px a step
+    gap = [("v.mp4", 0, 0.0, (0, 0, 80, 80), E[0], 0), ("v.mp4", 6, 1.0, (0, 0, 80, 80), E[0], 0),
+           ("v.mp4", 12, 2.0, (0, 0, 80, 80), E[0], 0)]  # 2 s after the first, 1 s after the last: still open
+    assert link_tracks(_table(gap), TrackingConfig()).ids.tolist() == [0, 0, 0]
+
+
+def test_times_unknown_never_close_a_track():
+    rows = [("v.mp4", 0, None, (0, 0, 80, 80), E[0], 0), ("v.mp4", 600, None, (0, 0, 80, 80), E[0], 0),
+            ("w.mp4", 0, 0.0, (0, 0, 80, 80), E[0], 0), ("w.mp4", 6, None, (0, 0, 80, 80), E[0], 0)]
+    assert link_tracks(_table(rows), TrackingConfig()).ids.tolist() == [0, 0, 1, 1]
+
+
+def test_photos_and_the_switch_off_give_one_face_tracks():
+    rows = [("p.jpg", None, None, (0, 0, 80, 80), E[0], -1), ("p.jpg", None, None, (90, 0, 170, 80), E[0], -1),
+            ("q.jpg", None, None, (0, 0, 80, 80), E[0], -1), ("v.mp4", 0, 0.0, (0, 0, 80, 80), E[0], 0),
+            ("v.mp4", 6, 0.2, (0, 0, 80, 80), E[0], 0)]
+    assert link_tracks(_table(rows), TrackingConfig()).ids.tolist() == [0, 1, 2, 3, 3]
+    assert link_tracks(_table(rows), TrackingConfig(enabled=False)).ids.tolist() == [0, 1, 2, 3, 4]
+    assert link_tracks(_table([]), TrackingConfig()).ids.tolist() == []
+
+
+def test_two_faces_of_a_frame_are_assigned_to_the_tracks_they_are_closest_to():
+    a, b = E[0], np.cos(0.2) * E[0] + np.sin(0.2) * E[1]  # 0.2 apart: both within the gate of either track
+    rows = [("v.mp4", 0, 0.0, (100, 100, 180, 180), a, 0), ("v.mp4", 0, 0.0, (150, 100, 230, 180), b, 0),
+            ("v.mp4", 6, 0.2, (150, 100, 230, 180), b, 0), ("v.mp4", 6, 0.2, (100, 100, 180, 180), a, 0),
+            ("v.mp4", 12, 0.4, (120, 100, 200, 180), a, 0)]
+    assert link_tracks(_table(rows), TrackingConfig()).ids.tolist() == [0, 1, 1, 0, 0]
+
+
+@st.composite
+def videos(draw):
+    rng = np.random.default_rng(draw(seeds))
+    n = draw(st.integers(1, 30))
+    people = rng.normal(size=(3, 128))
+    rows = []
+    for _ in range(n):
+        source = str(rng.choice(["a.mp4", "b.mp4", "p.jpg"]))
+        frame = None if source == "p.jpg" else int(rng.integers(0, 6)) * 3
+        x = int(rng.integers(0, 300))
+        rows.append((source, frame, None if frame is None else frame / 10, (x, 50, x + 80, 130),
+                     people[rng.integers(0, 3)] + rng.normal(scale=0.05, size=128),
+                     -1 if frame is None else int(frame >= 9 and rng.random() < 0.7)))
+    rows.sort(key=lambda r: (r[0], -1 if r[1] is None else r[1], r[3]))
+    return rows
+
+
+@settings(max_examples=150)
+@given(videos(), st.sampled_from([0.5, 2.0]), st.sampled_from([1.0, 5.0]))
+def test_a_track_never_holds_two_faces_of_a_frame_nor_crosses_a_shot_a_video_or_a_photo(rows, distance, shift):
+    table = _table(rows)
+    ids = link_tracks(table, TrackingConfig(max_face_distance=distance, max_shift=shift)).ids
+    assert ids.tolist() == Tracks.by_first_face(ids).ids.tolist()  # numbered 0.. by first face
+    for members in Tracks(ids).members():
+        places = [(rows[m][0], rows[m][1]) for m in members]
+        assert len(set(places)) == len(places)  # one face per frame (and a photo's faces: one each)
+        assert len({(rows[m][0], rows[m][5]) for m in members}) == 1  # one video, one shot
+        assert all(rows[m][1] is not None for m in members) or len(members) == 1
+
+
+# -- Tracks ---------------------------------------------------------------------------------------------------
+def test_any_grouping_is_renumbered_by_first_face():
+    t = Tracks.by_first_face(np.array([7, 3, 7, 9, 3, 1]))
+    assert t.ids.tolist() == [0, 1, 0, 2, 1, 3] and t.count == 4
+    assert [m.tolist() for m in t.members()] == [[0, 2], [1, 4], [3], [5]]
+    assert Tracks.singletons(3).ids.tolist() == [0, 1, 2] and Tracks.singletons(0).count == 0
+    assert Tracks(np.zeros(0, np.int64)).members() == []
+
+
+def test_a_tracks_mean_is_of_its_normalised_rows_and_knows_which_tracks_have_any():
+    t = Tracks(np.array([0, 0, 1, 2]))
+    x = np.array([[3.0, 0.0], [0.0, 1.0], [0.0, 0.0], [0.0, -2.0]])
+    mean, present = t.mean(x)
+    assert np.allclose(mean[0], [2 ** -0.5, 2 ** -0.5]) and np.allclose(mean[2], [0, -1])  # not 3:1 weighted
+    assert present.tolist() == [True, True, True]
+    mean, present = t.mean(x, np.array([True, False, False, True]))
+    assert np.allclose(mean[0], [1, 0]) and np.allclose(mean[1], [0, 0]) and present.tolist() == [True, False, True]
+
+
+def test_a_tracks_span_is_its_video_and_first_and_last_time():
+    rows = [("b.mp4", 0, 4.0, (0, 0, 9, 9), E[0], 0), ("b.mp4", 6, 2.0, (0, 0, 9, 9), E[0], 0),
+            ("a.mp4", 0, 1.0, (0, 0, 9, 9), E[0], 0), ("p.jpg", None, None, (0, 0, 9, 9), E[0], -1),
+            ("b.mp4", 9, 7.5, (0, 0, 9, 9), E[0], 0)]
+    video, start, end = Tracks(np.array([0, 0, 1, 2, 3])).spans(_table(rows))
+    assert video.tolist() == [0, 1, -1, 0]  # videos numbered in order of their first face; -1 for a photo
+    assert start.tolist() == [2.0, 1.0, 0.0, 7.5] and end.tolist() == [4.0, 1.0, 0.0, 7.5]
+
+
+def test_face_order_within_a_track_is_the_tables():
+    t = Tracks(np.array([1, 0, 1, 0, 1]))
+    assert [m.tolist() for m in t.members()] == [[1, 3], [0, 2, 4]]
