@@ -23,7 +23,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "evaluation"))
-import long_video  # noqa: E402
+import long_video
 
 NORTON = ROOT.parent / "shared" / "testdata" / "videos" / "qengineering_Norton_A.mp4"
 

@@ -125,8 +125,7 @@ def prepare_clustering(table: FaceTable, config: Config, applied: Applied | None
     if applied is not None and not baseline:
         # A track the user split between people is cut there; a person's faces are joined after clustering
         # (Applied.enforce), so that a named person is compared like anyone else and draws in no one extra.
-        tracks = Tracks.by_first_face(
-            tracks.ids * (int(applied.person.max(initial=-1)) + 2) + applied.person + 1)
+        tracks = applied.cut(tracks)
         i, j = applied.person_pairs()
         cannot = CannotLinks(np.concatenate([cannot.i, i]), np.concatenate([cannot.j, j]), len(table))
     features = item_features(table, tracks, config)

@@ -128,7 +128,8 @@ class FeatureCache:
         if stored is not None and (not _same_settings(stored.get("extraction") or {}, extraction)
                                    or (check_cloth and stored.get("cloth_model") != cloth_model)):
             old = stored.get("extraction") or {}
-            if _same_settings({**old, "inputs": None}, {**extraction, "inputs": None}):
+            same_model = not check_cloth or stored.get("cloth_model") == cloth_model
+            if same_model and _same_settings({**old, "inputs": None}, {**extraction, "inputs": None}):
                 raise CacheError(f"{self.path.parent} holds a run of other inputs; `person-cluster add "
                                  f"{self.path.parent} INPUT...` adds these to it (or use another OUT, or --overwrite)")
             raise CacheError(

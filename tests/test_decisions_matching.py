@@ -199,42 +199,55 @@ def _applied(person) -> Applied:
 
 @settings(max_examples=150)
 @given(seeds, st.integers(1, 16))
-def test_groups_keep_a_persons_faces_together_and_two_peoples_apart(seed, n):
+def test_a_track_is_cut_where_the_user_gave_its_faces_to_different_people(seed, n):
     rng = np.random.default_rng(seed)
     tracks = Tracks.by_first_face(rng.integers(0, max(1, n // 2), n))
     person = np.where(rng.random(n) < 0.5, rng.integers(0, 3, n), -1)
-    groups = _applied(person).groups(tracks).ids
-    assert groups.tolist() == Tracks.by_first_face(groups).ids.tolist()  # numbered by first face
-    # The reference: the rules of Applied.groups, joined plainly.
-    parent = list(range(n))
-
-    def find(x):
-        while parent[x] != x:
-            x = parent[x]
-        return x
-
-    for members in tracks.members():
-        owners = {int(person[m]) for m in members if person[m] >= 0}
-        linked = members if len(owners) <= 1 else [m for m in members if person[m] < 0]
-        for m in linked:
-            parent[find(m)] = find(linked[0])
-    for p in set(person.tolist()) - {-1}:
-        same = np.flatnonzero(person == p)
-        for m in same:
-            parent[find(m)] = find(same[0])
+    cut = _applied(person).cut(tracks).ids
+    assert cut.tolist() == Tracks.by_first_face(cut).ids.tolist()  # numbered by first face
     for a in range(n):
-        for b in range(n):
-            assert (groups[a] == groups[b]) == (find(a) == find(b))
-            if person[a] >= 0 and person[b] >= 0:
-                assert (groups[a] == groups[b]) == (person[a] == person[b])
+        for b in range(n):  # together: one track before, and one person (or nobody) decided for both
+            same = tracks.ids[a] == tracks.ids[b] and person[a] == person[b]
+            assert (cut[a] == cut[b]) == same, (a, b)
 
 
 def test_a_track_split_between_two_people_keeps_its_undecided_faces_together():
     tracks = Tracks(np.array([0, 0, 0, 0, 1, 1]))
-    groups = _applied([5, -1, 7, -1, -1, 5]).groups(tracks).ids
-    assert groups.tolist() == [0, 1, 2, 1, 0, 0]  # track 1 has one owner: all of it goes with person 5
-    assert _applied([5, -1, -1, -1, -1, -1]).groups(tracks).ids.tolist() == [0, 0, 0, 0, 1, 1]
-    assert _applied([-1] * 6).groups(tracks).ids.tolist() == [0, 0, 0, 0, 1, 1]
+    assert _applied([5, -1, 7, -1, -1, 5]).cut(tracks).ids.tolist() == [0, 1, 2, 1, 3, 4]
+    assert _applied([-1] * 6).cut(tracks).ids.tolist() == [0, 0, 0, 0, 1, 1]
+
+
+@settings(max_examples=150)
+@given(seeds, st.integers(1, 16))
+def test_each_person_ends_in_one_cluster_of_their_own_and_undecided_faces_stay(seed, n):
+    rng = np.random.default_rng(seed)
+    labels = rng.integers(-1, 4, n)
+    person = np.where(rng.random(n) < 0.5, rng.integers(0, 3, n), -1)
+    out = _applied(person).enforce(labels)
+    decided = person >= 0
+    assert out[~decided].tolist() == labels[~decided].tolist()  # a name draws in no one
+    owner = {}
+    for p in set(person[decided].tolist()):
+        (label,) = set(out[person == p].tolist())  # one cluster per person
+        assert label >= 0 and label not in owner
+        owner[label] = p
+    if decided.any():  # the largest person keeps the cluster most of their faces were in, if they were in one
+        sizes = {p: int((person == p).sum()) for p in owner.values()}
+        big = max(sorted(sizes), key=lambda p: sizes[p])
+        held = labels[(person == big) & (labels >= 0)]
+        if len(held):
+            values, counts = np.unique(held, return_counts=True)
+            assert out[person == big][0] in values[counts == counts.max()].tolist()
+        else:
+            assert out[person == big][0] > labels.max()  # a cluster of their own, never someone else's
+
+
+def test_a_person_whose_cluster_a_larger_person_took_gets_one_of_their_own():
+    labels = np.array([0, 0, 0, 0, 1, 2])
+    out = _applied([5, 5, 5, 7, 7, -1]).enforce(labels)
+    assert out.tolist() == [0, 0, 0, 1, 1, 2]  # 7 had faces in 0 (taken by 5) and in 1: it gets 1
+    out = _applied([5, 5, 7, -1, -1, -1]).enforce(np.array([0, 0, 0, 0, 1, 2]))
+    assert out.tolist() == [0, 0, 3, 0, 1, 2]  # 7's only cluster was 5's: a new one
 
 
 @given(seeds, st.integers(0, 12))

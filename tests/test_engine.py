@@ -25,6 +25,8 @@ from person_cluster.config import Config
 from person_cluster.engine.base import EngineError
 from person_cluster.engine.ray import RayEngine, UnitWorker
 
+pytestmark = pytest.mark.pipeline  # every test here runs the extraction, most on a local Ray
+
 PY = [sys.executable, "-m", "person_cluster"]
 BASE = {"sampling.capture_interval_sec": 1.5, "sampling.stop_sec": 20.0}
 

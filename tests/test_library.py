@@ -16,6 +16,8 @@ from person_cluster import api, library
 from person_cluster.config import Config, ConfigError
 from person_cluster.review import NOT_A_FACE, Decisions, face_key
 
+pytestmark = pytest.mark.pipeline  # every test here runs the extraction on a real clip or folder
+
 KITCHEN, HAMILTON = "friends_kitchen_clip.mp4", "short_hamilton_clip.mp4"
 _RUNS: dict[str, Path] = {}
 

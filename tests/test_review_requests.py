@@ -42,6 +42,16 @@ def _people(app: ReviewApp) -> list[dict]:
     return json.loads(app.handle("GET", "/api/people", {}).body)["people"]
 
 
+def _faces(app: ReviewApp, key: str) -> list[dict]:
+    """Every face of a person as the page reaches them: each appearance, then its faces."""
+    person = json.loads(app.handle("GET", f"/api/people/{key}?limit=500", {}).body)
+    faces = []
+    for a in person["items"]:
+        r = app.handle("GET", f"/api/people/{key}/appearances/{a['track']}?limit=500", {})
+        faces += json.loads(r.body)["items"]
+    return faces
+
+
 def _state(out: Path):
     with Decisions(out) as d:
         return d.people(), d.assigned(), d.not_faces()
@@ -104,7 +114,7 @@ def test_every_session_has_its_own_unguessable_token_and_the_page_carries_it(out
 def test_malformed_or_hand_made_changes_get_a_4xx_with_one_line_and_change_nothing(app, out):
     people = _people(app)
     key, other = people[0]["key"], people[1]["key"]
-    face = json.loads(app.handle("GET", f"/api/people/{key}", {}).body)["items"][0]["key"]
+    face = _faces(app, key)[0]["key"]
     before = _state(out)
     bad = {
         "empty body": b"",
@@ -149,8 +159,7 @@ def test_malformed_or_hand_made_changes_get_a_4xx_with_one_line_and_change_nothi
 def test_each_action_does_what_it_says(app, out):
     people = _people(app)
     a, b, c = (p["key"] for p in people[:3])
-    faces = {p["key"]: [f["key"] for f in json.loads(app.handle("GET", f"/api/people/{p['key']}", {}).body)["items"]]
-             for p in people}
+    faces = {p["key"]: [f["key"] for f in _faces(app, p["key"])] for p in people}
 
     def ok(body) -> dict:
         r = _post(app, body)
@@ -177,32 +186,40 @@ def test_each_action_does_what_it_says(app, out):
 
 
 # -- reading --------------------------------------------------------------------------------------------------
-def test_a_persons_faces_are_paged_within_bounds(app):
+def test_a_persons_appearances_and_their_faces_are_paged_within_bounds(app):
     people = _people(app)
     key = people[0]["key"]
     full = json.loads(app.handle("GET", f"/api/people/{key}", {}).body)
-    n = full["faces"]
-    assert n == people[0]["faces"] >= 3 and len(full["items"]) == n and full["offset"] == 0
-    assert [c["key"] for c in full["candidates"]] == [p["key"] for p in people if p["key"] not in (key, "u")] or \
-        sorted(c["key"] for c in full["candidates"]) == sorted(p["key"] for p in people if p["key"] not in (key, "u"))
+    n = full["appearances"]
+    assert full["faces"] == people[0]["faces"] >= 3 and len(full["items"]) == n >= 3 and full["offset"] == 0
+    assert sum(a["faces"] for a in full["items"]) == full["faces"]
+    assert sorted(c["key"] for c in full["candidates"]) == sorted(p["key"] for p in people if p["key"] not in (key, "u"))
 
-    def page(query: str) -> dict:
-        r = app.handle("GET", f"/api/people/{key}?{query}", {})
+    def page(query: str, path: str = "") -> dict:
+        r = app.handle("GET", f"/api/people/{key}{path}?{query}", {})
         assert r.status == 200, (query, r.body)
         return json.loads(r.body)
 
-    assert [f["key"] for f in page("offset=1&limit=1")["items"]] == [full["items"][1]["key"]]
-    assert page("offset=1")["timeline"] == [] and page("offset=0")["timeline"] == full["timeline"]
-    assert [f["key"] for f in page("offset=-5&limit=2")["items"]] == [f["key"] for f in full["items"][:2]]
+    tracks = [a["track"] for a in full["items"]]
+    assert [a["track"] for a in page("offset=1&limit=1")["items"]] == tracks[1:2]
+    assert "timeline" not in page("offset=1") and page("offset=0")["timeline"] == full["timeline"]
+    assert [a["track"] for a in page("offset=-5&limit=2")["items"]] == tracks[:2]
     assert len(page("limit=0")["items"]) == 1  # at least one
     assert len(page("limit=100000")["items"]) == n  # at most 500 a page (n is less)
     assert page(f"offset={n}")["items"] == []
     for bad in ("offset=x", "limit=1.5", "offset=1e3", "limit=%00"):
         assert app.handle("GET", f"/api/people/{key}?{bad}", {}).status == 400, bad
+        assert app.handle("GET", f"/api/people/{key}/appearances/{tracks[0]}?{bad}", {}).status == 400, bad
     assert app.handle("GET", "/api/people/nobody", {}).status == 404
     assert app.handle("GET", "/api/people/..%2F..%2Fetc", {}).status == 404
+    for track in ("999999", "-1", "x", "1.5", "", "0" * 40):
+        assert app.handle("GET", f"/api/people/{key}/appearances/{track}", {}).status in (400, 404), track
     item = full["items"][0]
-    assert set(item) == {"key", "crop", "source", "frame", "time_s"} and item["crop"].startswith("people/")
+    assert set(item) == {"track", "source", "input", "photo", "start_s", "end_s", "faces", "face"}
+    faces = page("", f"/appearances/{item['track']}")
+    assert faces["faces"] == item["faces"] == len(faces["items"]) and faces["items"][0]["key"] == item["face"]["key"]
+    assert faces["items"][0]["crop"].startswith("people/")
+    assert page("offset=1", f"/appearances/{item['track']}")["items"] == faces["items"][1:]
 
 
 def test_the_page_and_its_two_static_files_are_served_and_nothing_else(app):
@@ -424,9 +441,9 @@ def test_a_page_holds_at_most_500_faces_and_names_the_candidates(tmp_path):
     app = ReviewApp(_big_out(tmp_path))
     page = json.loads(app.handle("GET", "/api/people/c0?limit=100000", {}).body)
     assert page["faces"] == 620 and len(page["items"]) == 500
-    assert [f["frame"] for f in page["items"]] == list(range(500))
+    assert [a["face"]["frame"] for a in page["items"]] == list(range(500))  # one appearance a face here
     rest = json.loads(app.handle("GET", "/api/people/c0?offset=500&limit=500", {}).body)
-    assert [f["frame"] for f in rest["items"]] == list(range(500, 620))
+    assert [a["face"]["frame"] for a in rest["items"]] == list(range(500, 620))
     assert len(json.loads(app.handle("GET", "/api/people/c0", {}).body)["items"]) == 200  # the default page
     assert page["candidates"] == [{"key": "c1", "label": "Bob"}]
 
@@ -444,7 +461,8 @@ def test_every_refusal_says_why(app):
 def test_the_server_sends_its_security_headers_and_reads_exactly_the_declared_body(server, out):
     app = server
     status, headers, _ = _http(app, "GET", "/api/people")
-    assert headers["Content-Security-Policy"] == "default-src 'self'; img-src 'self'; frame-ancestors 'none'"
+    assert headers["Content-Security-Policy"] == \
+        "default-src 'self'; img-src 'self'; media-src 'self'; frame-ancestors 'none'"
     assert headers["Content-Type"] == "application/json"
 
     def post(body: bytes, length: int | None = None):

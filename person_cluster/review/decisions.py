@@ -17,11 +17,15 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from ..errors import PersonClusterError
 from ..records import FaceTable
+
+if TYPE_CHECKING:  # tracking imports scipy, which `api` must not pay for at start-up
+    from ..tracking import Tracks
 
 DECISIONS_NAME = "review.sqlite"
 MAX_NAME = 200
@@ -260,6 +264,13 @@ class Applied:
     not_face: np.ndarray  # (n,) bool
     people: dict[int, Person]
     cover: dict[int, int]  # person -> index of their cover face in the table
+
+    def cut(self, tracks: Tracks) -> Tracks:
+        """``tracks`` cut where the user gave a track's faces to different people: within a track, the faces of
+        each person are a track, and the faces nobody decided another. The user's word wins over the tracker's."""
+        from ..tracking import Tracks  # here, not at import: tracking imports scipy, which `api` must not pay for
+
+        return Tracks.by_first_face(tracks.ids * (int(self.person.max(initial=-1)) + 2) + self.person + 1)
 
     def enforce(self, labels: np.ndarray) -> np.ndarray:
         """``labels`` with every person's faces in one cluster: the one most of them are in (a person whose

@@ -167,8 +167,8 @@ class ReviewApp:
                 if path == "/api/people":
                     return self._people()
                 if path.startswith("/api/people/"):
-                    key, _, track = unquote(path.removeprefix("/api/people/")).partition("/appearances/")
-                    if track:
+                    key, sep, track = unquote(path.removeprefix("/api/people/")).partition("/appearances/")
+                    if sep:
                         return self._appearance(key, track, parse_qs(url.query))
                     return self._person(key, parse_qs(url.query))
                 return _error(404, "not found")
@@ -401,7 +401,7 @@ class _Handler(BaseHTTPRequestHandler):
         try:
             declared = (self.headers.get("Content-Length") or "0").strip()
             if not declared.isdigit():  # "abc", "-5", "1e3": a 400, not the 500 of a failed int()
-                self._reply(_error(400, "Content-Length must be a number of bytes"))
+                self._reply(_error(400, "Content-Length must be a number of bytes"), method)
                 return
             length = int(declared)
             if length > MAX_BODY:
