@@ -21,7 +21,7 @@ features. Datasets:
 Methods: the seeds' baselines (DBSCAN eps 0.5 on raw descriptors; seed 004's relative HAC cut with merges; dlib's
 Chinese whispers at 0.5), this project's default, the default as it was at 82f5774 (clothing within 10 s, no
 track checks), and the default with one mechanism switched (scenes, track checks, the quality gate, the mirror
-average, HAC instead of Chinese whispers).
+average, HAC or FINCH instead of Chinese whispers).
 """
 
 from __future__ import annotations
@@ -140,6 +140,7 @@ METHODS = {
     "default + mirror average": ours({"fusion.mirror_average": True}),
     "default + quality gate + mirror average": ours({"quality.enabled": True, "fusion.mirror_average": True}),
     "default with HAC average 0.36 instead of Chinese whispers": ours({"clustering.algorithm": "hac"}),
+    "default with FINCH instead of Chinese whispers": ours({"clustering.algorithm": "finch"}),
 }
 
 

@@ -224,9 +224,10 @@ class QualityConfig:
 @dataclass
 class ClusteringConfig:
     algorithm: str = "chinese_whispers"  # a name in person_cluster.clustering.CLUSTERERS: chinese_whispers | hac |
-    #                                      rank_order | dbscan (the seeds' baseline: no tracks, no cannot-links)
+    #                                      rank_order | finch | dbscan (the seeds' baseline: no tracks, no cannot-links)
     linkage: str = "average"  # HAC linkage: average, complete, single
-    # Chinese whispers: pairs closer than this are edges; HAC: absolute cut. Fused, L2-normalised units.
+    # Chinese whispers: pairs closer than this are edges; HAC: absolute cut; FINCH: first-neighbour links kept below
+    # it. Fused, L2-normalised units.
     distance_threshold: float = 0.36
     eps: float = 0.5  # DBSCAN
     min_samples: int = 5  # DBSCAN

@@ -325,7 +325,7 @@ def crowded_tables(draw) -> FaceTable:
 
 
 @settings(max_examples=25)
-@pytest.mark.parametrize("algorithm", ["chinese_whispers", "hac", "rank_order"])
+@pytest.mark.parametrize("algorithm", ["chinese_whispers", "hac", "rank_order", "finch"])
 @given(table=crowded_tables(), dense_max=st.sampled_from([20000, 3]),
        merge=st.sampled_from([None, 0.5, 1.5]), threshold=st.sampled_from([0.3, 1.2]))
 def test_no_cluster_ever_holds_two_faces_of_one_frame(algorithm, table, dense_max, merge, threshold):

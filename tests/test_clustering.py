@@ -6,6 +6,7 @@ from person_cluster.clustering import (
     ChineseWhispersClustering,
     DBSCANClustering,
     DenseDistances,
+    FINCHClustering,
     HACClustering,
     RankOrderClustering,
     fused_distance_source,
@@ -112,8 +113,9 @@ def _people(n_id=60, per=12, seed=0):
 
 @pytest.mark.parametrize(
     "clusterer",
-    [HACClustering(0.8), DBSCANClustering(0.8, 3), ChineseWhispersClustering(0.8), RankOrderClustering(20, 14.0, 1.0)],
-    ids=["hac", "dbscan", "chinese_whispers", "rank_order"],
+    [HACClustering(0.8), DBSCANClustering(0.8, 3), ChineseWhispersClustering(0.8), RankOrderClustering(20, 14.0, 1.0),
+     FINCHClustering(0.8)],
+    ids=["hac", "dbscan", "chinese_whispers", "rank_order", "finch"],
 )
 def test_every_algorithm_finds_people_and_gives_the_same_result_on_the_knn_graph(clusterer):
     face, cloth, has, truth = _people()
@@ -122,6 +124,29 @@ def test_every_algorithm_finds_people_and_gives_the_same_result_on_the_knn_graph
     a, b = clusterer.fit_predict(dense), clusterer.fit_predict(graph)
     assert clustering_scores(truth.astype(str), a)["bcubed_f"] > 0.95
     assert clustering_scores(a.astype(str), b)["ari"] == pytest.approx(1.0)  # the same partition
+
+
+def test_finch_finds_blobs_deterministically_and_keeps_far_items_apart():
+    x, truth = _blobs(15, 6, 0.03, seed=3)
+    lone = l2_normalize(np.random.default_rng(9).normal(size=(1, 128)))  # far from every blob
+    x = np.concatenate([x, lone]).astype(np.float32)
+    d = DenseDistances(pdist(x), len(x))
+    labels = FINCHClustering(0.8).fit_predict(d)
+    assert clustering_scores(truth.astype(str), labels[:-1])["ari"] == 1.0
+    assert labels.min() == 0 and (labels == labels[-1]).sum() == 1  # the far item is a cluster of its own
+    assert np.array_equal(labels, FINCHClustering(0.8).fit_predict(DenseDistances(pdist(x), len(x))))
+    # The paper's first partition links every item to its nearest, however far: the lone item joins a blob (the
+    # partition is finer than the blobs, but no cluster mixes two).
+    first = FINCHClustering(0.8, level="first").fit_predict(d)
+    assert (first == first[-1]).sum() > 1
+    assert clustering_scores(truth.astype(str), first[:-1])["purity"] == 1.0
+    # A pair set far (a cannot-link) is never linked, though its items are each other's nearest.
+    pair = DenseDistances(np.array([9.0, 0.5, 0.6]), 3)  # d(0,1) = 9 (forbidden), d(0,2) = 0.5, d(1,2) = 0.6
+    assert FINCHClustering(0.55).fit_predict(pair).tolist() == [0, 1, 0]
+    with pytest.raises(ValueError, match="level must be one of"):
+        FINCHClustering(0.5, level="second")
+    with pytest.raises(ValueError, match="distance_threshold"):
+        FINCHClustering(0)
 
 
 def test_graph_hac_is_exact_per_component():

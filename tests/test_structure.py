@@ -206,7 +206,7 @@ def _twins(n_frames: int = 6) -> FaceTable:
     return _table(["twins.mp4"] * len(rows), frames, times, boxes, face, shots)
 
 
-@pytest.mark.parametrize("algorithm", ["chinese_whispers", "hac", "rank_order"])
+@pytest.mark.parametrize("algorithm", ["chinese_whispers", "hac", "rank_order", "finch"])
 @pytest.mark.parametrize("dense_max", [20000, 4])  # all pairs, and the kNN graph path
 def test_two_faces_of_one_frame_never_share_a_cluster(algorithm, dense_max):
     table = _twins()

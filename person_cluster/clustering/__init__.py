@@ -24,6 +24,7 @@ CLUSTERERS: dict[str, tuple[str, str]] = {
     "hac": ("hac", "HACClustering"),
     "rank_order": ("rank_order", "RankOrderClustering"),  # Zhu et al. 2011
     "dbscan": ("dbscan", "DBSCANClustering"),  # the seeds' baseline
+    "finch": ("finch", "FINCHClustering"),  # Sarfraz et al. 2019, capped at distance_threshold
 }
 
 # Names this package offers, and the module each lives in (imported when first asked for).
@@ -54,7 +55,7 @@ def __getattr__(name: str) -> Any:  # PEP 562: the classes above, imported on fi
 
 
 __all__ = [
-    "CLUSTERERS", "ChineseWhispersClustering", "Clusterer", "DBSCANClustering", "DenseDistances", "GraphDistances",
-    "HACClustering", "RankOrderClustering", "cluster_distances", "clusterer_class", "fused_distance_source",
-    "make_clusterer",
+    "CLUSTERERS", "ChineseWhispersClustering", "Clusterer", "DBSCANClustering", "DenseDistances", "FINCHClustering",
+    "GraphDistances", "HACClustering", "RankOrderClustering", "cluster_distances", "clusterer_class",
+    "fused_distance_source", "make_clusterer",
 ]
