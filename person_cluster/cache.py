@@ -151,7 +151,7 @@ class FeatureCache:
             return
         extraction = dict(stored.get("extraction") or {})
         known = list(extraction.get("inputs") or [])
-        extraction["inputs"] = known + [i for i in inputs if i not in known]
+        extraction["inputs"] = list(dict.fromkeys(known + list(inputs)))  # in order, each once
         self.set_meta("extraction", {**stored, "extraction": extraction})
 
     def next_position(self) -> int:

@@ -169,3 +169,44 @@ def test_a_missing_foreign_or_damaged_cache_is_one_line(tmp_path):
     (tmp_path / "junk.sqlite").write_bytes(b"not a database" * 100)
     with pytest.raises(CacheError, match="not a usable feature cache"):
         FeatureCache.open_existing(tmp_path / "junk.sqlite")
+
+
+def test_add_records_new_inputs_after_the_old_and_remove_takes_a_source_out_whole(filled):
+    cache, faces = filled
+    settings = {"face": {"padding": 0.25}, "inputs": ["a.mp4", "b.mp4"]}
+    cache.bind(settings, "m")
+    assert cache.next_position() == 3  # after positions 0, 1, 2
+    cache.add_inputs(["b.mp4", "p.jpg", "c.mp4", "p.jpg"])  # recorded ones are not repeated, nor twice
+    assert cache.get_meta("extraction")["extraction"]["inputs"] == ["a.mp4", "b.mp4", "p.jpg", "c.mp4"]
+    assert cache.get_meta("extraction")["cloth_model"] == "m"  # the rest of the record stays
+    cache.check_settings({**settings, "inputs": ["a.mp4", "b.mp4", "p.jpg", "c.mp4"]}, "m", check_cloth=True)
+    before = len(cache.load_table())
+    cache.remove_sources(["a.mp4"], ["a.mp4", "p.jpg"])
+    table = cache.load_table()
+    assert "a.mp4" not in table.sources and len(table) == before - 3
+    assert {f.source for f in cache.frames()} == {"b.mp4", "p.jpg"}
+    assert {s.source for s in cache.shots()} == {"b.mp4"}
+    assert [i["source"] for i in cache.inputs()] == ["b.mp4", "p.jpg"]
+    assert cache.get_meta("extraction")["extraction"]["inputs"] == ["b.mp4", "c.mp4"]
+    assert cache.next_position() == 3
+    cache.remove_sources(["b.mp4", "p.jpg"], [])
+    assert cache.next_position() == 0 and len(cache.load_table()) == 0
+    assert cache.get_meta("extraction")["extraction"]["inputs"] == ["b.mp4", "c.mp4"]
+
+
+def test_a_remove_that_fails_half_way_removes_nothing(filled, monkeypatch):
+    cache, _ = filled
+    cache.bind({"inputs": ["a.mp4"]}, "m")
+    before = (len(cache.load_table()), len(cache.frames()), len(cache.shots()), len(cache.inputs()))
+
+    monkeypatch.setattr(cache, "get_meta", lambda key: (_ for _ in ()).throw(sqlite3.OperationalError("disk")))
+    with pytest.raises(sqlite3.OperationalError):
+        cache.remove_sources(["a.mp4"], ["a.mp4"])
+    monkeypatch.undo()
+    assert (len(cache.load_table()), len(cache.frames()), len(cache.shots()), len(cache.inputs())) == before
+
+
+def test_add_inputs_on_a_cache_never_bound_records_nothing(tmp_path):
+    with FeatureCache(tmp_path / "c.sqlite") as cache:
+        cache.add_inputs(["a.mp4"])
+        assert cache.get_meta("extraction") is None and cache.next_position() == 0

@@ -294,6 +294,72 @@ def test_the_files_the_page_shows_are_served_and_traps_are_not(app, out):
         assert r.status == 404 and r.body != secret, refused
 
 
+# -- the inputs, for the player ----------------------------------------------------------------------------
+def _out_with_a_video(tmp_path: Path) -> tuple[Path, Path]:
+    """A hand-made OUT (manifest only) whose one input is a "video" of 5,000 known bytes beside it."""
+    out = _big_out(tmp_path, n=3)
+    video = tmp_path / "clip.mp4"
+    video.write_bytes(bytes(range(256)) * 19 + bytes(136))
+    manifest = json.loads((out / "manifest.json").read_text())
+    manifest["inputs"] = [{"source": str(video), "kind": "video"}]
+    for f in manifest["faces"]:
+        f["source"] = str(video)
+    (out / "manifest.json").write_text(json.dumps(manifest))
+    return out, video
+
+
+def _get_input(app: ReviewApp, target: str, **headers: str):
+    r = app.handle("GET", target, headers)
+    if r.file is not None:  # read what the server would stream
+        with r.file:
+            r.file.seek(r.start)
+            r.body = r.file.read(r.length)
+        r.file = None
+    return r
+
+
+def test_inputs_are_served_by_number_with_byte_ranges(tmp_path):
+    """``/input/<n>``: the manifest's n-th input, whole (200) or the one range asked for (206, Content-Range), 416
+    with ``bytes */size`` for a range outside it or a malformed or huge Range header; several ranges get the whole
+    file; nothing that is not a listed input."""
+    out, path = _out_with_a_video(tmp_path)
+    app = ReviewApp(out)
+    index = 0
+    data = path.read_bytes()
+    size = len(data)
+    whole = _get_input(app, f"/input/{index}")
+    assert whole.status == 200 and whole.body == data and whole.content_type == "video/mp4"
+    assert whole.headers["Accept-Ranges"] == "bytes"
+    ranges = {"bytes=0-99": (0, 99), "bytes=100-": (100, size - 1), "bytes=-100": (size - 100, size - 1),
+              f"bytes=10-{size * 2}": (10, size - 1), " bytes = 5-5 ": (5, 5), "bytes=0-0,": (0, 0),
+              f"bytes=-{size * 3}": (0, size - 1), f"bytes={size - 1}-": (size - 1, size - 1)}
+    for header, span in ranges.items():
+        r = _get_input(app, f"/input/{index}", Range=header)
+        first, last = span
+        assert r.status == 206, header
+        assert r.headers["Content-Range"] == f"bytes {first}-{last}/{size}", header
+        assert r.body == data[first:last + 1], header
+    for header in ("bytes=0-1,5-6", "items=0-5"):  # several ranges, another unit: the whole file
+        r = _get_input(app, f"/input/{index}", Range=header)
+        assert r.status == 200 and len(r.body) == size, header
+    changed = _get_input(app, f"/input/{index}", Range="bytes=0-9", **{"If-Range": '"stale"'})
+    assert changed.status == 200 and len(changed.body) == size  # the file changed since: all of it
+    same = _get_input(app, f"/input/{index}", Range="bytes=0-9", **{"If-Range": whole.headers["ETag"]})
+    assert same.status == 206 and same.body == data[:10]
+    for header in (f"bytes={size}-", "bytes=999999999999999999999-", "bytes=5-2", "garbage", "bytes=", "bytes=-0",
+                   "bytes=a-b", "bytes=1-2-3", "bytes=--5", "bytes=+1-2", "bytes=0x10-",
+                   ",".join(["bytes=0-1"] + ["3-4"] * 20), "bytes=" + "9" * 5000 + "-"):
+        r = _get_input(app, f"/input/{index}", Range=header)
+        assert r.status == 416 and r.headers["Content-Range"] == f"bytes */{size}", header[:40]
+        assert json.loads(r.body)["error"], header
+    for target in ("/input/", f"/input/{index + 1}", "/input/-1", f"/input/{index}/../manifest.json",
+                   "/input/..%2Fmanifest.json", f"/input/%2F{path}", f"/input/{path}", "/input/0x0", "/input/ 0",
+                   "/input/१", f"/input/{index}%00", "/input/99999999999999999999999"):
+        r = _get_input(app, target)
+        assert r.status == 404, target
+    assert app.handle("POST", f"/input/{index}", {}).status == 405
+
+
 # -- the real HTTP server -------------------------------------------------------------------------------------
 @pytest.fixture
 def server(out):
@@ -506,3 +572,43 @@ def test_two_reviews_at_once_each_get_a_free_port(out, tmp_path):
             second.server_close()
     finally:
         first.server_close()
+
+
+@pytest.mark.parametrize("header, size, expected", [
+    (None, 10, None), ("bytes=0-4", 10, (0, 4)), ("bytes=4-", 10, (4, 9)), ("bytes=-3", 10, (7, 9)),
+    ("bytes=8-20", 10, (8, 9)), ("bytes=-20", 10, (0, 9)), ("bytes=9-9", 10, (9, 9)), ("BYTES=1-2", 10, (1, 2)),
+    ("bytes=0-1,4-5", 10, None), ("items=0-5", 10, None), ("bytes=0-1, ,", 10, (0, 1)),
+    ("bytes=20-,3-4", 10, None), ("bytes=0-0", 1, (0, 0)), ("bytes=-1", 1, (0, 0))])
+def test_a_range_header_is_read_as_rfc_9110_says(header, size, expected):
+    from person_cluster.review.server import byte_range
+
+    assert byte_range(header, size) == expected
+
+
+@pytest.mark.parametrize("header, size", [
+    ("bytes=10-", 10), ("bytes=5-2", 10), ("garbage", 10), ("bytes=", 10), ("bytes=-0", 10), ("bytes=a-b", 10),
+    ("=0-1", 10), ("by tes=0-1", 10), ("bytes=0-1-2", 10), ("bytes=-5", 0), ("bytes=0-", 0), ("bytes=20-,30-", 10),
+    ("bytes=" + ",".join(["0-1"] * 17), 10), ("bytes=0-1" + " " * 1000, 10)])
+def test_a_range_outside_the_file_or_malformed_is_unsatisfiable(header, size):
+    from person_cluster.review.server import MAX_RANGES, Unsatisfiable, byte_range
+
+    assert MAX_RANGES < 17
+    with pytest.raises(Unsatisfiable):
+        byte_range(header, size)
+    assert byte_range("bytes=" + ",".join(["0-1"] * MAX_RANGES), 10) is None  # as many as allowed: the whole file
+
+
+def test_head_of_an_input_sends_its_headers_and_no_body(tmp_path):
+    out, video = _out_with_a_video(tmp_path)
+    srv, app = make_server(out)
+    thread = threading.Thread(target=srv.serve_forever, daemon=True)
+    thread.start()
+    try:
+        status, headers, body = _http(app, "HEAD", "/input/0")
+        assert status == 200 and body == b"" and headers["Content-Length"] == str(video.stat().st_size)
+        assert headers["Accept-Ranges"] == "bytes" and headers["Content-Type"] == "video/mp4"
+        status, headers, body = _http(app, "GET", "/input/0", headers={"Range": "bytes=10-19"})
+        assert status == 206 and body == video.read_bytes()[10:20] and headers["Content-Length"] == "10"
+    finally:
+        srv.shutdown()
+        srv.server_close()

@@ -153,3 +153,12 @@ def test_a_tracks_span_is_its_video_and_first_and_last_time():
 def test_face_order_within_a_track_is_the_tables():
     t = Tracks(np.array([1, 0, 1, 0, 1]))
     assert [m.tolist() for m in t.members()] == [[1, 3], [0, 2, 4]]
+
+
+def test_a_tracks_best_value_is_its_largest_and_nan_counts_only_alone():
+    tracks = Tracks(np.array([0, 1, 0, 2, 1, 2]))
+    best = tracks.best(np.array([0.2, np.nan, 0.7, np.nan, 0.1, np.nan]))
+    assert best[0] == 0.7 and best[1] == 0.1  # NaN (no estimate) never wins over a value
+    assert np.isnan(best[2]) or best[2] == -np.inf  # a track with no estimate at all is never "good"
+    assert not best[2] >= 0.0
+    assert tracks.best(np.array([-5, -1, -3, -2, -4, -7])).tolist() == [-3.0, -1.0, -2.0]

@@ -5,8 +5,9 @@ The added faces are first clustered among themselves (tracks, cannot-links and t
 clustering), together with the unassigned faces already in OUT that lie near them: a face seen once before may now
 find company. Then each new cluster joins the existing person it is clearly nearest to: the mean, over its items,
 of the distance to that person's nearest item is below ``clustering.distance_threshold``, and every other person is
-at least ``library.margin`` further. Otherwise it is a new person. A wrong name is worse than a missing one, so a
-new cluster that is about as near two people joins neither.
+at least ``library.margin`` further, and it holds no face of a frame where that person is already seen. Otherwise it
+is a new person. A wrong name is worse than a missing one, so a new cluster that is about as near two people joins
+neither.
 
 Costs O(added items x items) distances, never all pairs of the library: adding a 33-s clip to an OUT of 100,000
 faces computes a few million distances instead of five billion.
@@ -82,9 +83,15 @@ def cluster_added(table: FaceTable, config: Config, fixed: np.ndarray, added: np
         pool_labels = links.split(pool_labels, distances.among)
     people = np.flatnonzero(item_label >= 0)
     usable = people[good[people]] if good[people].any() else people
+    # Who each item is so far, to keep two faces of one frame out of one person: a cluster never joins a person
+    # who holds a face of one of its frames, nor one that an earlier cluster of such a frame joined.
+    placed = item_label.copy()
+    linked = np.concatenate([cannot.i, cannot.j]), np.concatenate([cannot.j, cannot.i])
     for cluster in np.unique(pool_labels):
         members = pool[pool_labels == cluster]
         person = _clear_match(fusion, members, usable, item_label, cc.distance_threshold, margin)
+        if person is not None and person in placed[linked[1][np.isin(linked[0], members)]]:
+            person = None  # nearest to someone it cannot be: a new person rather than a wrong one
         faces = np.isin(items.ids, members)
         if person is None and faces.sum() < config.postprocess.min_csize:
             labels[faces] = -1
@@ -96,6 +103,7 @@ def cluster_added(table: FaceTable, config: Config, fixed: np.ndarray, added: np
             report.joined[person] = report.joined.get(person, 0) + int(faces.sum())
         report.regrouped += int((faces & ~added).sum())
         labels[faces] = person
+        placed[members] = person
     log.info("add: %d new faces; %d joined %d people already in OUT, %d new people; %d faces unassigned before now "
              "belong to someone", report.new_faces, sum(report.joined.values()), len(report.joined),
              report.new_people, report.regrouped)
