@@ -172,7 +172,7 @@ def test_a_missing_foreign_or_damaged_cache_is_one_line(tmp_path):
 
 
 def test_add_records_new_inputs_after_the_old_and_remove_takes_a_source_out_whole(filled):
-    cache, faces = filled
+    cache, _ = filled
     settings = {"face": {"padding": 0.25}, "inputs": ["a.mp4", "b.mp4"]}
     cache.bind(settings, "m")
     assert cache.next_position() == 3  # after positions 0, 1, 2
