@@ -158,3 +158,41 @@ def test_decisions_survive_reclustering_and_name_the_outputs(lfw12_run, tmp_path
 
 def _crop(m: dict, key: str) -> str:
     return next(f["crop"] for f in m["faces"] if face_key(f["source"], f["frame"], f["bbox"]) == key)
+
+
+def test_refusals_say_exactly_why_and_hiding_is_its_own_step(tmp_path):
+    with Decisions(tmp_path) as d:
+        ross = d.name(A, "Ross")
+        refusals = {"cannot merge a person with itself": lambda: d.merge(A[:2], A[:2]),
+                    "no faces selected": lambda: d.move([], B),
+                    "no faces given": lambda: d.name([], "x"),
+                    "the cover face must be one of the person's faces": lambda: d.set_cover(A, B[0])}
+        for message, act in refusals.items():
+            with pytest.raises(DecisionError) as err:
+                act()
+            assert str(err.value) == message
+        with pytest.raises(DecisionError) as err:
+            d.mark_not_face([])
+        assert str(err.value) == "no faces selected"
+        hidden = d.move(B[:2], None, hidden=True)  # off to a new, hidden person: one step called "hide"
+        assert d.people()[hidden].hidden and hidden != ross
+        moved = d.move(B[2:], B[:1], hidden=True)  # to someone: a move, and nobody new is hidden
+        assert moved == hidden and d.undo() == "move"
+        assert d.undo() == "hide" and hidden not in d.people()
+        split = d.move(B[:2], None)
+        assert not d.people()[split].hidden and d.undo() == "move"
+
+
+def test_faces_someone_has_keep_them_when_others_are_named_or_merged(tmp_path):
+    with Decisions(tmp_path) as d:
+        ross = d.name(A[:3], "Ross")
+        joey = d.name(B[:2], "Joey")
+        # Naming a group where most faces are Ross's: the faces nobody had join Ross, Joey's stay Joey's.
+        assert d.name([*A[:3], A[3], B[0]], "Ross G.") == ross
+        assigned = d.assigned()
+        assert assigned[A[3]] == ross and assigned[B[0]] == joey and d.people()[ross].name == "Ross G."
+        # A merge moves the other person whole; its name is kept only if the kept one has none.
+        unnamed = d.move([B[3]], None)
+        assert d.merge([B[3]], B[:2]) == unnamed
+        assert d.people()[unnamed].name == "Joey" and joey not in d.people()
+        assert {f: p for f, p in d.assigned().items() if f in B} == {B[0]: unnamed, B[1]: unnamed, B[3]: unnamed}

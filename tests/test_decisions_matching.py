@@ -334,4 +334,4 @@ def test_names_are_cleaned_and_bounded(tmp_path):
                 d.name(A, bad)
         assert d.people()[p].name == "x" * 200
         with pytest.raises(DecisionError, match="no person 42"):
-            d._require(42)
+            d._name(42)

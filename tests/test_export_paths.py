@@ -191,8 +191,10 @@ def test_yolo_has_no_unassigned_class_when_every_face_is_someones(tmp_path):
     assert yaml.safe_load((tmp_path / "yolo" / "data.yaml").read_text())["names"] == {0: "Ann <3", 1: "person_001"}
     m["frames"][0]["image"] = None  # output.save_frames: false
     (out / "manifest.json").write_text(json.dumps(m))
-    with pytest.raises(ExportError, match="kept no frame images"):
+    with pytest.raises(ExportError) as err:
         export(out, tmp_path / "no_frames", "yolo")
+    assert str(err.value) == ("the run kept no frame images (output.save_frames: false); YOLO needs them: run again "
+                              "with --set output.save_frames=true --overwrite")
     assert not (tmp_path / "no_frames").exists()
 
 
@@ -339,3 +341,13 @@ def test_out_and_dest_reached_through_a_symlink_are_still_inside_themselves(tmp_
     assert (real / "set" / "Ann" / "face_000000.jpg").is_file()
     export(tmp_path / "via" / "out", tmp_path / "via" / "yolo", "yolo")
     assert (real / "yolo" / "labels" / "p.txt").exists() and out.is_dir()
+
+
+def test_an_unreadable_manifest_says_what_is_wrong_in_one_line(tmp_path):
+    from person_cluster.export import _unreadable
+
+    out = tmp_path / "o"
+    assert str(_unreadable(out, KeyError("faces"))) == \
+        f"{out / 'manifest.json'}: unreadable manifest (no 'faces'); was it edited by hand?"
+    assert "(ValueError)" in str(_unreadable(out, ValueError()))  # no message: the kind of error
+    assert "(first line)" in str(_unreadable(out, TypeError("first line\nsecond")))

@@ -40,6 +40,26 @@ def test_numbers_follow_the_people_they_named():
     assert stable_numbers(np.array([1, 0, 0, -1]), keys[:4], None, 0)[0].tolist() == [1, 0, 0, -1]
 
 
+def test_numbers_break_ties_toward_the_smaller_and_survive_empty_or_unassigned_clusterings():
+    keys = [f"f{i}" for i in range(5)]
+    # A cluster holding as many faces of person 5 as of person 7 keeps the smaller number, 5.
+    assert stable_numbers(np.array([0, 0, 0, 0]), keys[:4], {"f0": 7, "f1": 5, "f2": 7, "f3": 5}, 9)[0].tolist() \
+        == [5, 5, 5, 5]
+    # Most faces win, whatever the numbers: 3 of person 1 against 2 of person 2.
+    labels, _ = stable_numbers(np.array([0, 0, 0, 0, 0]), keys, {"f0": 1, "f1": 1, "f2": 1, "f3": 2, "f4": 2}, 9)
+    assert labels.tolist() == [1] * 5
+    # A person split in two equal parts: the first cluster (0) keeps the number, whichever comes first in the faces.
+    labels, nxt = stable_numbers(np.array([1, 1, 0, 0]), keys[:4], dict.fromkeys(keys[:4], 5), 9)
+    assert labels.tolist() == [9, 9, 5, 5] and nxt == 10
+    # Nobody, or one cluster 0: nothing breaks and no number is used up for a cluster that does not exist.
+    assert stable_numbers(np.array([], np.int64), [], {"f0": 1}, 4)[0].tolist() == []
+    assert stable_numbers(np.array([], np.int64), [], {"f0": 1}, 4)[1] == 4
+    assert stable_numbers(np.array([-1, -2]), keys[:2], {"f0": 1}, 4)[0].tolist() == [-1, -2]
+    assert stable_numbers(np.array([-1, -2]), keys[:2], {"f0": 1}, 4)[1] == 4
+    labels, nxt = stable_numbers(np.array([0, 0, -1]), keys[:3], {"f0": 3, "f2": 1}, 4)
+    assert labels.tolist() == [3, 3, -1] and nxt == 4
+
+
 def test_clustering_again_rewrites_nothing_and_restores_what_is_missing(lfw12_run, tmp_path):
     out = _copy(lfw12_run, tmp_path)
     before = _files(out)

@@ -115,12 +115,12 @@ class Decisions:
         with self._action("merge"):
             person = self._person_of(keep)
             for owner in {self._owner(f) for f in other} - {None, person}:
-                named = self._require(owner).name
+                named = self._name(owner)
                 self.db.execute("UPDATE assigned SET person = ? WHERE person = ?", (person, owner))
-                if named and not self._require(person).name:
+                if named and not self._name(person):
                     self.db.execute("UPDATE people SET name = ? WHERE id = ?", (named, person))
                 self.db.execute("DELETE FROM people WHERE id = ?", (owner,))
-            self._assign([f for f in other if self._owner(f) is None], person)
+            self._assign(other, person)  # faces no one has yet (the others keep theirs: INSERT OR IGNORE)
         return person
 
     def move(self, faces: list[str], target: list[str] | None, hidden: bool = False) -> int:
@@ -163,7 +163,7 @@ class Decisions:
             raise DecisionError("no faces given")
         owners = [p for p in (self._owner(f) for f in faces) if p is not None]
         person = max(set(owners), key=owners.count) if owners else self._new_person()
-        self._assign([f for f in faces if self._owner(f) is None], person)
+        self._assign(faces, person)  # those no one has yet
         return person
 
     def undo(self) -> str | None:
@@ -204,17 +204,18 @@ class Decisions:
     def _new_person(self) -> int:
         return int(self.db.execute("INSERT INTO people (name) VALUES ('')").lastrowid)
 
-    def _require(self, person: int) -> Person:
-        row = self.db.execute("SELECT id, name, hidden, cover FROM people WHERE id = ?", (person,)).fetchone()
+    def _name(self, person: int) -> str:
+        row = self.db.execute("SELECT name FROM people WHERE id = ?", (person,)).fetchone()
         if row is None:
             raise DecisionError(f"no person {person}")
-        return Person(row[0], row[1], bool(row[2]), row[3])
+        return row[0]
 
     def _owner(self, face: str) -> int | None:
         row = self.db.execute("SELECT person FROM assigned WHERE face = ?", (face,)).fetchone()
         return None if row is None else int(row[0])
 
     def _assign(self, faces: list[str], person: int, replace: bool = False) -> None:
+        """``faces`` to ``person``; with ``replace``, also those given to someone else before."""
         verb = "INSERT OR REPLACE" if replace else "INSERT OR IGNORE"
         self.db.executemany(f"{verb} INTO assigned VALUES (?, ?)", [(f, person) for f in faces])
 
