@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from conftest import get as _get  # a GET, with an input file read as the server would stream it
 
 from person_cluster import api
 from person_cluster.config import Config
@@ -54,14 +55,6 @@ def kitchen(tmp_path_factory, tmp_path) -> Path:
     return copy
 
 
-def _get(app: ReviewApp, target: str, **headers: str):
-    r = app.handle("GET", target, headers)
-    if r.file is not None:  # an input file: read what the server would stream
-        with r.file:
-            r.file.seek(r.start)
-            r.body = r.file.read(r.length)
-        r.file = None
-    return r
 
 
 def _act(app: ReviewApp, body, token: str | None = None, origin: str | None = None):
@@ -456,43 +449,64 @@ def _browser():
     return webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
 
 
+class _Review:
+    """OUT's review page served for real and open in headless Chromium, with the steps the browser tests share."""
+
+    def __init__(self, out: Path) -> None:
+        from selenium.webdriver.support.ui import WebDriverWait
+
+        self.driver = _browser()  # first: a test skipped for want of a browser leaves no server running
+        self.server, self.app = _server(out)
+        self.url = f"http://127.0.0.1:{self.app.port}/"
+        self.wait = WebDriverWait(self.driver, 20)
+
+    def people(self) -> dict[str, dict]:
+        return {p["label"]: p for p in json.loads(self.app.handle("GET", "/api/people", {}).body)["people"]}
+
+    def open_person(self, key: str) -> None:
+        """A fresh page load: nothing the previous page still had in flight can redraw this one."""
+        from selenium.webdriver.common.by import By
+
+        self.driver.get("about:blank")
+        self.driver.get(f"{self.url}#/p/{key}")
+        self.wait.until(lambda d: d.find_elements(By.CSS_SELECTOR, "#appearances .appearance"))
+
+    def click(self, button: str, expect: str = "saved") -> None:
+        """Click, and wait until the server has answered (the status line is cleared first, so the wait cannot
+        be met by the previous action's answer)."""
+        from selenium.webdriver.common.by import By
+
+        driver = self.driver
+        driver.execute_script("document.getElementById('status').textContent = '';")
+        driver.find_element(By.ID, button).click()
+        self.wait.until(lambda d: d.find_element(By.ID, "status").text == expect or "error" in
+                        d.find_element(By.ID, "status").get_attribute("class"))
+        assert "error" not in driver.find_element(By.ID, "status").get_attribute("class"), \
+            driver.find_element(By.ID, "status").text
+        time.sleep(0.3)  # the page reloads its data
+
+    def close(self) -> None:
+        self.driver.quit()
+        self.server.shutdown()
+        self.server.server_close()
+
+
 def test_review_in_a_browser_then_cluster_and_export_follow_the_decisions(kitchen, tmp_path):
     """The whole flow in headless Chromium on friends_kitchen (H.264, which Debian's Chromium plays): name, merge,
     play an appearance (the player seeks to it and draws the face's box), move a whole appearance and undo it,
     split and mark single faces, move an appearance for good, a video that has moved; then `cluster` and
     `export` follow the decisions. Screenshots of the pages are left in the test's tmp_path."""
     from selenium.webdriver.common.by import By
-    from selenium.webdriver.support.ui import Select, WebDriverWait
+    from selenium.webdriver.support.ui import Select
 
     out = kitchen
     rachel_name = "Rachel <img src=x onerror=alert(1)>"
-    server, app = _server(out)
-    url = f"http://127.0.0.1:{app.port}/"
-    driver = _browser()
-    wait = WebDriverWait(driver, 20)
-
-    def people() -> dict[str, dict]:
-        return {p["label"]: p for p in json.loads(app.handle("GET", "/api/people", {}).body)["people"]}
-
-    def open_person(key: str) -> None:
-        """A fresh page load: nothing the previous page still had in flight can redraw this one."""
-        driver.get("about:blank")
-        driver.get(f"{url}#/p/{key}")
-        wait.until(lambda d: d.find_elements(By.CSS_SELECTOR, "#appearances .appearance"))
+    page = _Review(out)
+    app, url, driver, wait = page.app, page.url, page.driver, page.wait
+    people, open_person, click = page.people, page.open_person, page.click
 
     def card(track: int):
         return driver.find_element(By.CSS_SELECTOR, f'#appearances .appearance[data-track="{track}"]')
-
-    def click(button: str, expect: str = "saved") -> None:
-        """Click, and wait until the server has answered (the status line is cleared first, so the wait cannot
-        be met by the previous action's answer)."""
-        driver.execute_script("document.getElementById('status').textContent = '';")
-        driver.find_element(By.ID, button).click()
-        wait.until(lambda d: d.find_element(By.ID, "status").text == expect or "error" in
-                   d.find_element(By.ID, "status").get_attribute("class"))
-        assert "error" not in driver.find_element(By.ID, "status").get_attribute("class"), \
-            driver.find_element(By.ID, "status").text
-        time.sleep(0.3)  # the page reloads its data
 
     def seeked_to(t: float) -> bool:
         return driver.execute_script(
@@ -600,9 +614,7 @@ def test_review_in_a_browser_then_cluster_and_export_follow_the_decisions(kitche
         assert not driver.find_element(By.ID, "overlay").is_displayed()
         driver.save_screenshot(str(tmp_path / "moved.png"))
     finally:
-        driver.quit()
-        server.shutdown()
-        server.server_close()
+        page.close()
     # `cluster` again: every decided face is where the user put it (faces nobody decided may join the people they
     # resemble: names follow faces), the marked face is in no cluster, and export writes the clusters exactly.
     m = api.recluster(out)
@@ -655,33 +667,16 @@ def test_a_library_in_the_browser_names_carry_over_to_an_added_clip(tmp_path):
     reload: the names are there with the new clip's faces of those people under them; a click on a new appearance
     seeks the player; a whole appearance moved in one action and undone; `export` matches the page."""
     from selenium.webdriver.common.by import By
-    from selenium.webdriver.support.ui import Select, WebDriverWait
+    from selenium.webdriver.support.ui import Select
 
     from person_cluster import library
 
     first, second = _kitchen_part(tmp_path, "part one.mp4", 0, 20), _kitchen_part(tmp_path, "part_two.mp4", 20, 37)
     out = tmp_path / "out"
     api.run([str(first)], out, Config(), progress=False)
-    server, app = _server(out)
-    url = f"http://127.0.0.1:{app.port}/"
-    driver = _browser()
-    wait = WebDriverWait(driver, 20)
-
-    def people() -> dict[str, dict]:
-        return {p["label"]: p for p in json.loads(app.handle("GET", "/api/people", {}).body)["people"]}
-
-    def open_person(key: str) -> None:
-        driver.get("about:blank")
-        driver.get(f"{url}#/p/{key}")
-        wait.until(lambda d: d.find_elements(By.CSS_SELECTOR, "#appearances .appearance"))
-
-    def click(button: str, expect: str = "saved") -> None:
-        driver.execute_script("document.getElementById('status').textContent = '';")
-        driver.find_element(By.ID, button).click()
-        wait.until(lambda d: d.find_element(By.ID, "status").text == expect or "error" in
-                   d.find_element(By.ID, "status").get_attribute("class"))
-        assert "error" not in driver.find_element(By.ID, "status").get_attribute("class")
-        time.sleep(0.3)
+    page = _Review(out)
+    app, url, driver, wait = page.app, page.url, page.driver, page.wait
+    people, open_person, click = page.people, page.open_person, page.click
 
     try:
         driver.get(url)
@@ -722,9 +717,7 @@ def test_a_library_in_the_browser_names_carry_over_to_an_added_clip(tmp_path):
         click("undo", "undone: move")
         assert people()["Beta"]["faces"] == now["Beta"]["faces"]
     finally:
-        driver.quit()
-        server.shutdown()
-        server.server_close()
+        page.close()
     # export follows what the page shows
     dest = tmp_path / "export"
     export(out, dest, "folders", named_only=True)

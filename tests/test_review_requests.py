@@ -12,6 +12,7 @@ import threading
 from pathlib import Path
 
 import pytest
+from conftest import get as _get  # a GET, with an input file read as the server would stream it
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -308,16 +309,6 @@ def _out_with_a_video(tmp_path: Path) -> tuple[Path, Path]:
     return out, video
 
 
-def _get_input(app: ReviewApp, target: str, **headers: str):
-    r = app.handle("GET", target, headers)
-    if r.file is not None:  # read what the server would stream
-        with r.file:
-            r.file.seek(r.start)
-            r.body = r.file.read(r.length)
-        r.file = None
-    return r
-
-
 def test_inputs_are_served_by_number_with_byte_ranges(tmp_path):
     """``/input/<n>``: the manifest's n-th input, whole (200) or the one range asked for (206, Content-Range), 416
     with ``bytes */size`` for a range outside it or a malformed or huge Range header; several ranges get the whole
@@ -327,35 +318,35 @@ def test_inputs_are_served_by_number_with_byte_ranges(tmp_path):
     index = 0
     data = path.read_bytes()
     size = len(data)
-    whole = _get_input(app, f"/input/{index}")
+    whole = _get(app, f"/input/{index}")
     assert whole.status == 200 and whole.body == data and whole.content_type == "video/mp4"
     assert whole.headers["Accept-Ranges"] == "bytes"
     ranges = {"bytes=0-99": (0, 99), "bytes=100-": (100, size - 1), "bytes=-100": (size - 100, size - 1),
               f"bytes=10-{size * 2}": (10, size - 1), " bytes = 5-5 ": (5, 5), "bytes=0-0,": (0, 0),
               f"bytes=-{size * 3}": (0, size - 1), f"bytes={size - 1}-": (size - 1, size - 1)}
     for header, span in ranges.items():
-        r = _get_input(app, f"/input/{index}", Range=header)
+        r = _get(app, f"/input/{index}", Range=header)
         first, last = span
         assert r.status == 206, header
         assert r.headers["Content-Range"] == f"bytes {first}-{last}/{size}", header
         assert r.body == data[first:last + 1], header
     for header in ("bytes=0-1,5-6", "items=0-5"):  # several ranges, another unit: the whole file
-        r = _get_input(app, f"/input/{index}", Range=header)
+        r = _get(app, f"/input/{index}", Range=header)
         assert r.status == 200 and len(r.body) == size, header
-    changed = _get_input(app, f"/input/{index}", Range="bytes=0-9", **{"If-Range": '"stale"'})
+    changed = _get(app, f"/input/{index}", Range="bytes=0-9", **{"If-Range": '"stale"'})
     assert changed.status == 200 and len(changed.body) == size  # the file changed since: all of it
-    same = _get_input(app, f"/input/{index}", Range="bytes=0-9", **{"If-Range": whole.headers["ETag"]})
+    same = _get(app, f"/input/{index}", Range="bytes=0-9", **{"If-Range": whole.headers["ETag"]})
     assert same.status == 206 and same.body == data[:10]
     for header in (f"bytes={size}-", "bytes=999999999999999999999-", "bytes=5-2", "garbage", "bytes=", "bytes=-0",
                    "bytes=a-b", "bytes=1-2-3", "bytes=--5", "bytes=+1-2", "bytes=0x10-",
                    ",".join(["bytes=0-1"] + ["3-4"] * 20), "bytes=" + "9" * 5000 + "-"):
-        r = _get_input(app, f"/input/{index}", Range=header)
+        r = _get(app, f"/input/{index}", Range=header)
         assert r.status == 416 and r.headers["Content-Range"] == f"bytes */{size}", header[:40]
         assert json.loads(r.body)["error"], header
     for target in ("/input/", f"/input/{index + 1}", "/input/-1", f"/input/{index}/../manifest.json",
                    "/input/..%2Fmanifest.json", f"/input/%2F{path}", f"/input/{path}", "/input/0x0", "/input/ 0",
                    "/input/१", f"/input/{index}%00", "/input/99999999999999999999999"):
-        r = _get_input(app, target)
+        r = _get(app, target)
         assert r.status == 404, target
     assert app.handle("POST", f"/input/{index}", {}).status == 405
 
