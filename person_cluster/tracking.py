@@ -51,6 +51,13 @@ class Tracks:
         rank[np.argsort(first, kind="stable")] = np.arange(len(first))
         return cls(rank[inverse])
 
+    def cut_by(self, values: np.ndarray) -> Tracks:
+        """These tracks, cut where ``values`` (an integer per face) differ within one: two faces share a track
+        when they shared one and have the same value. Renumbered as :meth:`by_first_face` does."""
+        values = np.asarray(values, np.int64)
+        low = int(values.min(initial=0))
+        return Tracks.by_first_face(self.ids * (int(values.max(initial=0)) - low + 1) + values - low)
+
     def mean(self, x: np.ndarray, mask: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
         """Each track's mean of the L2-normalised rows of ``x`` (those in ``mask``), normalised again, and whether
         the track had any such row."""

@@ -54,8 +54,7 @@ def cluster_added(table: FaceTable, config: Config, fixed: np.ndarray, added: np
     added = np.asarray(added, bool)
     tracks = link_tracks(table, config.tracking)
     # Items: tracks, cut where a decision split them (the faces of one item share one fixed label).
-    code = np.where(added, -3, fixed)
-    items = Tracks.by_first_face(tracks.ids * (int(code.max(initial=0)) + 4) + code + 3)
+    items = tracks.cut_by(np.where(added, -3, fixed))
     features = item_features(table, items, config)
     fusion, good = features.fusion, features.good
     first = np.array([m[0] for m in items.members()], np.int64)

@@ -269,9 +269,7 @@ class Applied:
     def cut(self, tracks: Tracks) -> Tracks:
         """``tracks`` cut where the user gave a track's faces to different people: within a track, the faces of
         each person are a track, and the faces nobody decided another. The user's word wins over the tracker's."""
-        from ..tracking import Tracks  # here, not at import: tracking imports scipy, which `api` must not pay for
-
-        return Tracks.by_first_face(tracks.ids * (int(self.person.max(initial=-1)) + 2) + self.person + 1)
+        return tracks.cut_by(self.person)
 
     def enforce(self, labels: np.ndarray) -> np.ndarray:
         """``labels`` with every person's faces in one cluster: the one most of them are in (a person whose
