@@ -333,9 +333,7 @@ class ReviewApp:
             if not isinstance(name, str):
                 raise DecisionError("name: text is needed")
             return {"person": d.name(faces_of("person"), name)}
-        if action == "merge":
-            if req.get("keep") == req.get("other"):
-                raise DecisionError("cannot merge a person with itself")
+        if action == "merge":  # a person with itself: Decisions.merge refuses it, with that message
             return {"person": d.merge(faces_of("keep"), faces_of("other"))}
         if action == "move":
             target = None if req.get("target") is None else faces_of("target")
@@ -365,7 +363,8 @@ def _paging(query: dict[str, list[str]]) -> tuple[int, int]:
 
 def _track(value: object) -> int:
     """An appearance's number as the page sends it (a track id: an integer, in the URL as text)."""
-    if isinstance(value, bool) or not isinstance(value, int | str) or not re.fullmatch(r"-?\d{1,18}", str(value)):
+    # By its text alone: no other JSON value (true, 1.0, [1], null) has the text of an integer.
+    if not re.fullmatch(r"-?\d{1,18}", str(value)):
         raise DecisionError(f"not an appearance: {str(value)[:40]!r}")
     return int(value)
 
@@ -407,7 +406,7 @@ class _Handler(BaseHTTPRequestHandler):
             if length > MAX_BODY:
                 self._reply(_error(413, "request too large"), method)
                 return
-            body = self.rfile.read(length) if length > 0 else b""
+            body = self.rfile.read(length)  # read(0) is b"" at once
             self._reply(self.app.handle(method, self.path, self.headers, body), method)
         except ConnectionError:  # the browser left the page (or seeked the video) while this was on its way
             log.debug("review: %s %s: connection closed by the browser", method, self.path)
