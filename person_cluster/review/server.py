@@ -139,14 +139,16 @@ class ReviewApp:
     def _current_view(self) -> ReviewView:
         """OUT's view, built again when its manifest changed (an ``add`` or ``cluster`` while the page is open;
         the manifest is replaced whole, so a changed stamp is a finished one). A manifest that cannot be read
-        now keeps the view the page has."""
+        now keeps the view the page has, and is read (and warned about) again only once it changes: not once per
+        thumbnail."""
         stamp = self._manifest_stamp()
         with self._views:
             if stamp != self._stamp:
                 try:
-                    self._view, self._stamp = ReviewView(self.out), stamp
+                    self._view = ReviewView(self.out)
                 except ManifestError as exc:
                     log.warning("review: %s; the page keeps showing the previous run", exc)
+                self._stamp = stamp
             return self._view
 
     # -- routing ----------------------------------------------------------------------------------------------
