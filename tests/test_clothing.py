@@ -8,7 +8,13 @@ import numpy as np
 import pytest
 
 from person_cluster.config import ClothConfig
-from person_cluster.embedding.clothing import ClothEmbedder, cloth_region, resolve_weights
+from person_cluster.embedding.clothing import (
+    COLOUR_DIM,
+    ClothEmbedder,
+    cloth_region,
+    colour_histograms,
+    resolve_weights,
+)
 from person_cluster.models import ModelError
 from person_cluster.records import Box
 
@@ -47,12 +53,36 @@ def test_embedder_is_deterministic_batched_and_discriminative(embedder):
     rng = np.random.default_rng(0)
     a_again = np.clip(a[4:, 6:].astype(int) + rng.normal(0, 8, a[4:, 6:].shape), 0, 255).astype(np.uint8)
     feats = embedder([a, b, c, a_again, np.zeros((40, 60, 3), np.uint8)])  # 5 crops in batches of 3
-    assert feats.shape == (5, embedder.dim) and embedder.dim == 96
+    assert feats.shape == (5, embedder.dim) and (embedder.cnn_dim, embedder.dim) == (24, 24 + COLOUR_DIM)
+    assert np.allclose(np.linalg.norm(feats, axis=1), 1.0, atol=1e-5)  # three parts of norm 1, over sqrt(3)
     assert np.allclose(feats[1], embedder([b])[0], atol=1e-4)  # batching does not change results
     n = feats / np.linalg.norm(feats, axis=1, keepdims=True)
     d = lambda i, j: float(np.linalg.norm(n[i] - n[j]))
     assert d(0, 3) < d(0, 1) and d(0, 3) < d(0, 2)  # the same shirt, shifted and noisy, beats other shirts
     assert embedder([]).shape == (0, 96)
+
+
+def test_colour_histograms_are_hellinger_embedded_and_tell_colours_apart():
+    red, blue, grey = (np.full((30, 40, 3), c, np.uint8) for c in ((30, 30, 200), (200, 60, 20), (128, 128, 128)))
+    h = {k: colour_histograms(v) for k, v in (("red", red), ("blue", blue), ("grey", grey))}
+    for v in h.values():
+        assert v.shape == (COLOUR_DIM,) and v.dtype == np.float32
+        assert np.isclose(np.linalg.norm(v[:64]), 1.0) and np.isclose(np.linalg.norm(v[64:]), 1.0)
+    # One colour each: disjoint hue-saturation bins, so that part is as far apart as it can be (sqrt 2).
+    assert np.isclose(np.linalg.norm(h["red"][:64] - h["blue"][:64]), np.sqrt(2))
+    half = np.concatenate([red[:, :20], blue[:, 20:]], axis=1)  # half red, half blue: between the two
+    d = lambda a, b: float(np.linalg.norm(a - b))
+    mixed = colour_histograms(half)
+    assert d(mixed, h["red"]) < d(h["blue"], h["red"]) and d(mixed, h["blue"]) < d(h["blue"], h["red"])
+    assert np.array_equal(colour_histograms(red[::2, ::2]), h["red"])  # the size of the region does not matter
+
+
+def test_without_colour_the_feature_is_the_cnns_alone(embedder):
+    plain = ClothEmbedder(ClothConfig(batch_size=3, colour=False))
+    crop = _fabric("red_check")
+    assert plain.dim == plain.cnn_dim == embedder.cnn_dim
+    assert np.allclose(plain([crop]), embedder.cnn_features([crop]), atol=1e-6)
+    assert plain.weights_name + "+hsv" == embedder.weights_name  # a cache knows which of the two it holds
 
 
 def test_missing_weights_is_a_clear_error(tmp_path, monkeypatch):
@@ -97,13 +127,13 @@ def test_features_are_those_of_the_torchvision_network(embedder, lfw):
     path, _, _ = resolve_weights("mobilenet_v2", None)
     plain = torchvision.models.get_model("mobilenet_v2", weights=None)
     plain.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
-    plain = create_feature_extractor(plain.eval(), {"features.13": "feat"}).eval()
+    plain = create_feature_extractor(plain.eval(), {ClothConfig().stage: "feat"}).eval()
     crops = [cv2.imread(str(p)) for p in sorted((lfw / "Colin_Powell").glob("*.jpg"))[:4]]
     batch = np.stack([cv2.resize(c, (224, 224), interpolation=cv2.INTER_AREA) for c in crops])
     batch = (batch[..., ::-1].astype(np.float32) / 255.0 - [0.485, 0.456, 0.406]) / [0.229, 0.224, 0.225]
     with torch.inference_mode():
         expected = plain(torch.from_numpy(batch.astype(np.float32)).permute(0, 3, 1, 2))["feat"].mean(dim=(2, 3))
-    got = embedder(crops)
+    got = embedder.cnn_features(crops)
     assert got.shape == expected.shape
     assert np.abs(got - expected.numpy()).max() < 1e-3 * np.abs(expected.numpy()).max()
 
