@@ -117,7 +117,7 @@ class FeatureCache:
         return json.loads(row[0]) if row else None
 
     def set_meta(self, key: str, value: Any) -> None:
-        with self.db:
+        with self.transaction():  # inside another transaction (remove_sources), part of it
             self.db.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (key, json.dumps(value, sort_keys=True)))
 
     def check_settings(self, extraction: dict[str, Any], cloth_model: str | None = None,
@@ -169,8 +169,7 @@ class FeatureCache:
             if stored is not None:
                 extraction = dict(stored.get("extraction") or {})
                 extraction["inputs"] = [i for i in extraction.get("inputs") or [] if i not in inputs]
-                self.db.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)",
-                                ("extraction", json.dumps({**stored, "extraction": extraction}, sort_keys=True)))
+                self.set_meta("extraction", {**stored, "extraction": extraction})
 
     # -- writing ----------------------------------------------------------------------------------------------
     @contextmanager
@@ -312,7 +311,7 @@ class FeatureCache:
         """(face JPEG, upper-body JPEG or None) of the faces ``ids`` of ``table`` (a table this cache loaded), by
         their key: reading only those rows, so that rewriting a few people of a large library reads a few crops."""
         out = {}
-        for i in np.unique(np.asarray(ids, np.int64)).tolist():
+        for i in np.unique(ids).tolist():
             frame = table.frames[i]
             row = self.db.execute(
                 "SELECT face_jpg, body_jpg FROM faces WHERE source = ? AND frame = ? AND left = ? AND top = ? "

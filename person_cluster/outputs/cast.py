@@ -63,7 +63,7 @@ def screen_spans(sources: Sequence[str], times: Sequence[float | None], shot_ids
     for members in Tracks(np.asarray(tracks)).members():
         first, last = int(members[0]), int(members[-1])
         label, t0, t1 = int(labels[first]), times[first], times[last]
-        if label < 0 or t0 is None or t1 is None:
+        if label < 0 or t0 is None:  # no one's, or a photo (a track is one photo, or faces of one video)
             continue
         shot = by_shot.get((sources[first], int(shot_ids[first])))
         if sampling.mode == "scene" and shot is not None:
