@@ -267,7 +267,7 @@ def cluster_out(out: str | Path, config: Config | None = None) -> dict[str, Any]
     out = Path(out)
     try:
         with FeatureCache.open_existing(out / CACHE_NAME) as cache:
-            config = config or Config.from_dict(cache.get_meta("config"))
+            config = config or Config.from_stored(cache.get_meta("config"))
             table = cache.load_table()
             applied = apply_decisions(out, table)
             prepared = prepare_clustering(table, config, applied)
@@ -325,7 +325,7 @@ def recluster(out: str | Path, overrides: list[str] | None = None, config: Confi
     out = Path(out)
     try:
         with FeatureCache.open_existing(out / CACHE_NAME) as cache:
-            stored = Config.from_dict(cache.get_meta("config"))
+            stored = Config.from_stored(cache.get_meta("config"))
     except CacheError as exc:
         raise RunError(str(exc)) from None
     new = config or stored

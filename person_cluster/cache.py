@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 
+from .config import EARLIER
 from .errors import PersonClusterError
 from .records import FaceRecord, FaceTable, FrameInfo, SkippedInput
 from .sampling.shots import Shot, shot_of
@@ -59,12 +60,14 @@ class CacheError(PersonClusterError, RuntimeError):
 def _same_settings(stored: dict[str, Any], current: dict[str, Any]) -> bool:
     """Whether a cache filled with ``stored`` settings holds what ``current`` would extract. In a section, a stored
     key that is no longer an extraction setting (e.g. ``face.backend`` before the backends gave identical
-    descriptors) is ignored; a current one that the cache did not record is a difference. Values that are not
+    descriptors) is ignored; a current one that the cache did not record is a difference, unless it was added
+    since with the value the cache was filled with (:data:`~person_cluster.config.EARLIER`). Values that are not
     sections (the inputs) must be equal."""
     for section, values in current.items():
         old = stored.get(section, _MISSING)
         if isinstance(values, dict):
-            if not isinstance(old, dict) or {k: old.get(k, _MISSING) for k in values} != values:
+            if not isinstance(old, dict) or {k: old.get(k, EARLIER.get(f"{section}.{k}", _MISSING))
+                                             for k in values} != values:
                 return False
         elif old != values:
             return False

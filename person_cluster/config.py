@@ -370,6 +370,17 @@ class Config:
         return getattr(getattr(self, section), name)
 
     @classmethod
+    def from_stored(cls, data: Mapping[str, Any] | None) -> Config:
+        """The config an OUT stored (a whole dump, as its version wrote it): a setting added since reads as
+        :data:`EARLIER` says, so that ``add`` extracts new inputs as the OUT's were."""
+        data = {k: dict(v) if isinstance(v, Mapping) else v for k, v in (data or {}).items()}
+        for key, value in EARLIER.items():
+            section, name = key.split(".")
+            if isinstance(data.get(section), dict):
+                data[section].setdefault(name, value)
+        return cls.from_dict(data)
+
+    @classmethod
     def from_dict(cls, data: Mapping[str, Any] | None) -> Config:
         data = _upgrade(dict(data or {}))
         kwargs = {}
@@ -403,6 +414,12 @@ EXTRACTION_KEYS: tuple[str, ...] = tuple(
     for f in dataclasses.fields(section.default_factory)  # type: ignore[arg-type]
     if getattr(section.default_factory, "EXTRACTED", False) or f.metadata.get("extracted", False)
 )
+
+
+# Extraction settings added after OUTs were first written, with the value an OUT written without them was extracted
+# with (before cloth.colour, clothing was the CNN's features alone). An OUT's stored config and its cache's record of
+# the extraction read a missing one as this; a config file that leaves one out gets the default, as for any key.
+EARLIER: dict[str, Any] = {"cloth.colour": False}
 
 
 def _upgrade(data: dict[str, Any]) -> dict[str, Any]:

@@ -56,7 +56,7 @@ class AddSummary:
 def _open(out: Path) -> tuple[FeatureCache, Config]:
     try:
         cache = FeatureCache.open_existing(out / CACHE_NAME)
-        return cache, Config.from_dict(cache.get_meta("config"))
+        return cache, Config.from_stored(cache.get_meta("config"))
     except CacheError as exc:
         raise RunError(str(exc)) from None
 

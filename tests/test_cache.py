@@ -140,6 +140,16 @@ def test_settings_are_the_same_when_every_current_one_was_stored_with_its_value(
     assert not _same_settings({"face": {"padding": 0.25, "jitter": None}, "inputs": ["a.mp4"]}, current)
 
 
+def test_a_setting_added_since_reads_as_what_a_cache_without_it_holds():
+    """cloth.colour came after OUTs were first written: a cache that never recorded it holds the CNN's features
+    alone, which is colour: false."""
+    current = {"cloth": {"stage": "features.13", "colour": False}, "inputs": ["a.mp4"]}
+    old = {"cloth": {"stage": "features.13"}, "inputs": ["a.mp4"]}
+    assert _same_settings(old, current)
+    assert not _same_settings(old, {**current, "cloth": {"stage": "features.13", "colour": True}})
+    assert not _same_settings({"face": {}, "inputs": ["a.mp4"]}, {"face": {"colour": False}, "inputs": ["a.mp4"]})
+
+
 def test_a_cache_binds_its_settings_once_and_refuses_others(tmp_path):
     settings = {"face": {"padding": 0.25}, "inputs": ["a.mp4"]}
     with FeatureCache(tmp_path / "c.sqlite") as cache:

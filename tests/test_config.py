@@ -87,3 +87,15 @@ def test_every_user_error_shares_one_base_class_and_keeps_its_builtin_type():
                          (CacheError, RuntimeError), (ModelError, RuntimeError), (ExtractionError, RuntimeError),
                          (InputError, Exception)):
         assert issubclass(cls, PersonClusterError) and issubclass(cls, builtin), cls
+
+
+def test_an_outs_stored_config_reads_a_setting_added_since_as_it_was_extracted():
+    """An OUT written before cloth.colour stored a whole config without it: its clothing was the CNN's alone. A
+    config file that leaves the key out is not such a dump and gets the default."""
+    stored = Config().to_dict()
+    del stored["cloth"]["colour"]
+    assert Config.from_stored(stored).cloth.colour is False
+    assert Config.from_dict(stored).cloth.colour is True
+    assert Config.from_stored(Config().to_dict()).cloth.colour is True  # a recorded value is kept
+    assert Config.from_stored(None) == Config()
+    assert "colour" not in stored["cloth"]  # the caller's dict is left as it was

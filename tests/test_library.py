@@ -135,6 +135,31 @@ def test_add_refuses_another_extraction_setting_and_unusable_inputs_changing_not
     assert r.returncode == 2 and "person-cluster add" in r.stderr
 
 
+def test_add_extracts_as_an_out_written_before_a_setting_existed(tmp_path):
+    """An OUT from before cloth.colour (its clothing: the CNN's features alone) records neither the key nor
+    "+hsv" in its clothing model: add must extract the new input as that OUT was, not with today's default."""
+    from conftest import VIDEOS, need
+
+    from person_cluster.cache import CACHE_NAME, FeatureCache
+
+    out = tmp_path / "out"
+    api.run([str(need(VIDEOS) / HAMILTON)], out, Config().with_overrides({"cloth.colour": False,
+                                                                         "sampling.capture_interval_sec": 2.0}),
+            progress=False)
+    with FeatureCache.open_existing(out / CACHE_NAME) as cache:
+        for key in ("config", "extraction"):
+            meta = cache.get_meta(key)
+            del (meta["cloth"] if key == "config" else meta["extraction"]["cloth"])["colour"]
+            cache.set_meta(key, meta)
+        dim = cache.load_table().cloth.shape[1]
+    r = _cli("add", str(out), _clip(KITCHEN))
+    assert r.returncode == 0, r.stderr
+    with FeatureCache.open_existing(out / CACHE_NAME) as cache:
+        table = cache.load_table()
+    assert table.cloth.shape[1] == dim == 24  # features.3 alone, for the old input and the added one
+    assert {Path(s).name for s in table.sources} == {HAMILTON, KITCHEN}
+
+
 def test_people_and_name_for_scripts(kitchen):
     rows = json.loads(_cli("people", str(kitchen), "--json").stdout)
     assert [r["person"] for r in rows] == [f"person_{c['cluster']:03d}" for c in _manifest(kitchen)["cast"]]

@@ -85,7 +85,7 @@ def run_sweep(out: str | Path, grid: Grid) -> list[dict[str, Any]]:
 
     out = Path(out)
     with FeatureCache.open_existing(out / CACHE_NAME) as cache:
-        base = Config.from_dict(cache.get_meta("config")).with_overrides(grid.fixed)
+        base = Config.from_stored(cache.get_meta("config")).with_overrides(grid.fixed)
         table = cache.load_table()
         sampled = cache.frames()
     settings = grid.settings()
