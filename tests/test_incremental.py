@@ -196,14 +196,14 @@ def test_added_faces_are_compared_by_their_clothing_too():
 
 def test_clothing_is_compared_only_within_its_window_of_one_video():
     """The same two added faces in one video 100 s apart (cloth_window_sec 10): their clothing is not compared,
-    so they are one new person whatever they wear; 5 s apart it is, and they are not."""
+    so they are one new person whatever they wear; 5 s apart it is, and they are not; in two videos it is not."""
     rng = np.random.default_rng(6)
     old = [_point(rng, 0, spread=0.0) for _ in range(3)]
     new = [_point(rng, 4, spread=0.0), _point(rng, 4, spread=0.0, toward=5, angle=_angle(0.2))]
     e = np.eye(4)
     config = _config(fusion={"cloth_scope": "window"})
-    for frame, expected in ((1000, [10, 10]), (50, [-1, -1])):
-        table = _clothed(old + new, [e[0]] * 4 + [e[1]], sources=["o.mp4", "o.mp4", "o.mp4", "v.mp4", "v.mp4"],
+    for second, frame, expected in (("v.mp4", 1000, [10, 10]), ("v.mp4", 50, [-1, -1]), ("w.mp4", 50, [10, 10])):
+        table = _clothed(old + new, [e[0]] * 4 + [e[1]], sources=["o.mp4", "o.mp4", "o.mp4", "v.mp4", second],
                          frames=[1000, 1001, 1002, 0, frame])  # OUT's faces: another video, 100 s in
         labels, _, _, _ = cluster_added(table, config, np.array([3, 3, 3, -1, -1]),
                                         np.array([False] * 3 + [True] * 2), 10, MARGIN)
@@ -367,8 +367,10 @@ def test_an_added_face_that_continues_a_track_of_outs_faces_is_still_clustered_a
     rng = np.random.default_rng(16)
     faces = [_point(rng, 0) for _ in range(4)]
     table = _table(faces, sources=["v.mp4"] * 4, frames=[0, 1, 2, 3])
-    labels, _, _, report = cluster_added(table, CONFIG, np.array([3, 3, 3, -1]), np.array([False] * 3 + [True]),
-                                         10, MARGIN)
+    table.bboxes[:] = table.bboxes[0]  # on one spot: one track
+    labels, tracks, _, report = cluster_added(table, CONFIG, np.array([3, 3, 3, -1]),
+                                              np.array([False] * 3 + [True]), 10, MARGIN)
+    assert len(set(tracks.ids.tolist())) == 1
     assert labels.tolist() == [3, 3, 3, 3] and report.joined == {3: 1}
 
 
