@@ -27,7 +27,7 @@ class CannotLinks:
     def __init__(self, i: np.ndarray, j: np.ndarray, n: int) -> None:
         a, b = np.minimum(i, j).astype(np.int64), np.maximum(i, j).astype(np.int64)
         keep = a != b
-        pairs = np.unique(np.stack([a[keep], b[keep]], axis=1), axis=0) if keep.any() else np.zeros((0, 2), np.int64)
+        pairs = np.unique(np.stack([a[keep], b[keep]], axis=1), axis=0)  # (0, 2) where there are none
         self.i, self.j, self.n = pairs[:, 0], pairs[:, 1], n
 
     def __len__(self) -> int:

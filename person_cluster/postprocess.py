@@ -45,7 +45,7 @@ def merge_close_clusters(
     ``cannot`` (between faces) keeps apart."""
     labels = compact(labels)
     f = l2_normalize(face)
-    c = l2_normalize(cloth) if cloth.shape[1] else cloth
+    c = l2_normalize(cloth)
     for _ in range(max_passes):
         k = int(labels.max()) + 1 if labels.size and labels.max() >= 0 else 0
         if k < 2:
@@ -102,12 +102,13 @@ def _join_allowed(i: np.ndarray, j: np.ndarray, d: np.ndarray, k: int,
         apart[ra] = merged
     roots = np.array([find(x) for x in range(k)])
     _, comp = np.unique(roots, return_inverse=True)
-    return int(comp.max()) + 1 if k else 0, comp
+    return int(comp.max()) + 1, comp  # k >= 2: a forbidden pair joins two clusters
 
 
 def _close_pairs(x: np.ndarray, threshold: float, block: int = 2048) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Index pairs of rows of ``x`` closer than ``threshold`` and their distances, in row blocks: memory
-    O(block * len(x)), so that tens of thousands of clusters (a million faces) never need a k x k matrix."""
+    O(block * len(x)), so that tens of thousands of clusters (a million faces) never need a k x k matrix.
+    ``x`` has rows: a merge pass has two clusters or more."""
     rows, cols, dists = [], [], []
     for start in range(0, len(x), block):
         d = cdist(x[start:start + block], x)
@@ -115,8 +116,6 @@ def _close_pairs(x: np.ndarray, threshold: float, block: int = 2048) -> tuple[np
         rows.append(i + start)
         cols.append(j)
         dists.append(d[i, j])
-    if not rows:
-        return np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0)
     return np.concatenate(rows), np.concatenate(cols), np.concatenate(dists)
 
 
@@ -149,9 +148,6 @@ def compact(labels: np.ndarray) -> np.ndarray:
 def postprocess(labels: np.ndarray, face: np.ndarray, cloth: np.ndarray, has_cloth: np.ndarray,
                 config: PostprocessConfig, cannot: CannotLinks | None = None,
                 keep: np.ndarray | None = None) -> np.ndarray:
-    if config.max_merge_passes and (config.merge_face_threshold is not None or config.merge_cloth_threshold is not None):
-        labels = merge_close_clusters(
-            labels, face, cloth, has_cloth, config.merge_face_threshold, config.merge_cloth_threshold,
-            config.max_merge_passes, cannot,
-        )
+    labels = merge_close_clusters(labels, face, cloth, has_cloth, config.merge_face_threshold,
+                                  config.merge_cloth_threshold, config.max_merge_passes, cannot)
     return compact(drop_small_clusters(labels, config.min_csize, keep))

@@ -54,9 +54,8 @@ class Tracks:
     def cut_by(self, values: np.ndarray) -> Tracks:
         """These tracks, cut where ``values`` (an integer per face) differ within one: two faces share a track
         when they shared one and have the same value. Renumbered as :meth:`by_first_face` does."""
-        values = np.asarray(values, np.int64)
-        low = int(values.min(initial=0))
-        return Tracks.by_first_face(self.ids * (int(values.max(initial=0)) - low + 1) + values - low)
+        _, groups = np.unique(np.stack([self.ids, values], axis=1), axis=0, return_inverse=True)
+        return Tracks.by_first_face(groups)
 
     def mean(self, x: np.ndarray, mask: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
         """Each track's mean of the L2-normalised rows of ``x`` (those in ``mask``), normalised again, and whether
@@ -78,11 +77,10 @@ class Tracks:
         videos: dict[str, int] = {}
         face_video = np.array([-1 if f is None else videos.setdefault(s, len(videos))
                                for s, f in zip(table.sources, table.frames)], np.int64)
-        times = np.array([np.nan if t is None else t for t in table.times], np.float64)
-        video = np.full(self.count, -1, np.int64)
+        times = np.array(table.times, np.float64)  # None: NaN
+        video = face_video[np.unique(self.ids, return_index=True)[1]]  # a track lies in one video
         start = np.full(self.count, np.inf)
         end = np.full(self.count, -np.inf)
-        video[self.ids] = face_video
         np.fmin.at(start, self.ids, times)
         np.fmax.at(end, self.ids, times)
         return video, np.nan_to_num(start, posinf=0.0), np.nan_to_num(end, neginf=0.0)
@@ -96,7 +94,7 @@ class Tracks:
 def link_tracks(table: FaceTable, config: TrackingConfig) -> Tracks:
     """Tracks of ``table``'s faces (one-face tracks for photos, or with ``tracking.enabled: false``)."""
     n = len(table)
-    if not config.enabled or n == 0:
+    if not config.enabled:
         return Tracks.singletons(n)
     face = l2_normalize(table.face)
     boxes = table.bboxes.astype(np.float64)

@@ -239,7 +239,6 @@ def test_merge_candidates_are_found_across_row_blocks():
     full = cdist(x, x)
     assert sorted(zip(i.tolist(), j.tolist())) == sorted(zip(*map(list, np.nonzero(full < 2.0))))
     assert np.allclose(d, full[i, j])
-    assert all(len(v) == 0 for v in _close_pairs(np.zeros((0, 3)), 1.0))
 
 
 # -- small clusters, numbering, the whole stage ---------------------------------------------------------------

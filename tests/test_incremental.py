@@ -4,6 +4,10 @@ person, an existing face moved)."""
 
 from __future__ import annotations
 
+import copy
+import dataclasses
+import logging
+
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -153,3 +157,252 @@ def test_what_out_had_keeps_its_person_and_every_label_is_known_or_new(seed, n_o
         if labels[k] >= 0 and frames[k] is not None:
             same = [j for j in np.flatnonzero(labels == labels[k]) if j != k and at[j] == at[k]]
             assert not same, "a person holds two faces of one frame"
+
+
+# -- clothing, the quality gate, the pool's cannot-links, the report and its log line ---------------------------
+def _config(**sections) -> Config:
+    """CONFIG with some fields changed: _config(fusion={"cloth_scope": "always"}, tracking={"enabled": False})."""
+    config = copy.deepcopy(CONFIG)
+    for section, values in sections.items():
+        for key, value in values.items():
+            setattr(getattr(config, section), key, value)
+    return config
+
+
+def _clothed(faces, cloths, sources=None, frames=None, sizes=None) -> FaceTable:
+    """_table with a clothing feature for every face, and face boxes of ``sizes`` pixels (60 each by default)."""
+    table = _table(faces, sources, frames)
+    n = len(faces)
+    size = np.full(n, 60) if sizes is None else np.asarray(sizes)
+    left = np.arange(n) * 100
+    return dataclasses.replace(table, cloth=np.asarray(cloths, np.float32), has_cloth=np.ones(n, bool),
+                               bboxes=np.stack([left, np.zeros(n), left + size, size], 1).astype(np.int64))
+
+
+def test_added_faces_are_compared_by_their_clothing_too():
+    """Two added faces 0.2 apart: one new person if they wear the same, two unassigned faces if not (fused, the
+    clothing's distance makes them 0.73 apart). OUT's faces have no clothing feature: theirs is not the added's."""
+    rng = np.random.default_rng(5)
+    old = [_point(rng, 0, spread=0.0) for _ in range(3)]
+    new = [_point(rng, 4, spread=0.0), _point(rng, 4, spread=0.0, toward=5, angle=_angle(0.2))]
+    e = np.eye(4)
+    config = _config(fusion={"cloth_scope": "always"})
+    for cloths, expected in (([e[0]] * 5, [10, 10]), ([e[0]] * 4 + [e[1]], [-1, -1])):
+        table = dataclasses.replace(_clothed(old + new, cloths), has_cloth=np.array([False] * 3 + [True] * 2))
+        labels, _, _, _ = cluster_added(table, config, np.array([3, 3, 3, -1, -1]),
+                                        np.array([False] * 3 + [True] * 2), 10, MARGIN)
+        assert labels.tolist() == [3, 3, 3, *expected]
+
+
+def test_clothing_is_compared_only_within_its_window_of_one_video():
+    """The same two added faces in one video 100 s apart (cloth_window_sec 10): their clothing is not compared,
+    so they are one new person whatever they wear; 5 s apart it is, and they are not; in two videos it is not."""
+    rng = np.random.default_rng(6)
+    old = [_point(rng, 0, spread=0.0) for _ in range(3)]
+    new = [_point(rng, 4, spread=0.0), _point(rng, 4, spread=0.0, toward=5, angle=_angle(0.2))]
+    e = np.eye(4)
+    config = _config(fusion={"cloth_scope": "window"})
+    for second, frame, expected in (("v.mp4", 1000, [10, 10]), ("v.mp4", 50, [-1, -1]), ("w.mp4", 50, [10, 10])):
+        table = _clothed(old + new, [e[0]] * 4 + [e[1]], sources=["o.mp4", "o.mp4", "o.mp4", "v.mp4", second],
+                         frames=[1000, 1001, 1002, 0, frame])  # OUT's faces: another video, 100 s in
+        labels, _, _, _ = cluster_added(table, config, np.array([3, 3, 3, -1, -1]),
+                                        np.array([False] * 3 + [True] * 2), 10, MARGIN)
+        assert labels.tolist() == [3, 3, 3, *expected]
+
+
+def test_a_poor_added_face_joins_the_new_cluster_it_is_clearly_near_with_the_gate_on():
+    """Two good added faces and a tiny (poor) one 0.4 from them: beyond distance_threshold (0.36), so without the
+    gate it stays alone; with it, it is placed in their cluster (nearer than assign_distance, 0.5)."""
+    rng = np.random.default_rng(7)
+    old = [_point(rng, 0, spread=0.0) for _ in range(3)]
+    new = [_point(rng, 4, spread=0.0), _point(rng, 4, spread=0.0), _point(rng, 4, spread=0.0, toward=5,
+                                                                         angle=_angle(0.4))]
+    table = _clothed(old + new, np.zeros((6, 0)), sizes=[60] * 5 + [12])
+    table = dataclasses.replace(table, has_cloth=np.zeros(6, bool))
+    fixed, added = np.array([3, 3, 3, -1, -1, -1]), np.array([False] * 3 + [True] * 3)
+    labels, _, _, _ = cluster_added(table, _config(quality={"enabled": True}), fixed, added, 10, MARGIN)
+    assert labels.tolist() == [3, 3, 3, 10, 10, 10]
+    labels, _, _, _ = cluster_added(table, CONFIG, fixed, added, 10, MARGIN)
+    assert labels.tolist() == [3, 3, 3, 10, 10, -1]
+
+
+def test_the_gate_never_places_a_poor_face_with_a_face_of_its_own_frame():
+    """A poor added face shares a video frame with good added face 3, and lies nearest to good added face 4: the
+    gate does not place it in their cluster, so it stays alone (a cluster cut afterwards would have split 3 and 4
+    instead)."""
+    rng = np.random.default_rng(8)
+    old = [_point(rng, 0, spread=0.0) for _ in range(3)]
+    a = _point(rng, 4, spread=0.0)
+    new = [a, _point(rng, 4, spread=0.0, toward=5, angle=_angle(0.2)),
+           _point(rng, 4, spread=0.0, toward=5, angle=_angle(0.3))]
+    sources = ["p0.jpg", "p1.jpg", "p2.jpg", "v.mp4", "w.mp4", "v.mp4"]
+    table = _clothed(old + new, np.zeros((6, 0)), sources=sources, frames=[None, None, None, 7, 9, 7],
+                     sizes=[60] * 5 + [12])
+    table = dataclasses.replace(table, has_cloth=np.zeros(6, bool))
+    config = _config(quality={"enabled": True}, tracking={"enabled": False})
+    labels, _, _, _ = cluster_added(table, config, np.array([3, 3, 3, -1, -1, -1]),
+                                    np.array([False] * 3 + [True] * 3), 10, MARGIN)
+    assert labels.tolist() == [3, 3, 3, 10, 10, -1]
+
+
+def test_the_report_adds_up_every_cluster_and_the_log_says_so(caplog):
+    """Person 3 has two looks (axes 0 and 1); an added pair near each joins person 3, and each pair brings in one
+    unassigned face OUT had: 4 faces joined one person, 2 regrouped."""
+    rng = np.random.default_rng(9)
+    old = [_point(rng, 0) for _ in range(2)] + [_point(rng, 1) for _ in range(2)] + [_point(rng, 0), _point(rng, 1)]
+    fixed = [3, 3, 3, 3, -1, -1]
+    new = [_point(rng, 0) for _ in range(2)] + [_point(rng, 1) for _ in range(2)]
+    with caplog.at_level(logging.INFO, logger="person_cluster.clustering.incremental"):
+        labels, _, next_free, report = _run(old + new, fixed + [-1] * 4, [False] * 6 + [True] * 4)
+    assert labels.tolist() == [3] * 10 and next_free == 10
+    assert report.joined == {3: 6} and report.regrouped == 2 and report.new_people == 0
+    assert report.new_faces == 4
+    assert "add: 4 new faces; 6 joined 1 people already in OUT, 0 new people; 2 faces unassigned before now " \
+           "belong to someone" in caplog.messages
+
+
+def test_the_log_line_counts_new_people(caplog):
+    rng = np.random.default_rng(0)
+    old = [_point(rng, 0) for _ in range(4)] + [_point(rng, 1) for _ in range(4)] + [_point(rng, 2), _point(rng, 0)]
+    fixed = [3] * 4 + [7] * 4 + [-1, -2]
+    new = [_point(rng, 0) for _ in range(3)] + [_point(rng, 5) for _ in range(3)] + [_point(rng, 6)] + \
+        [_point(rng, 2) for _ in range(2)]
+    with caplog.at_level(logging.INFO, logger="person_cluster.clustering.incremental"):
+        _run(old + new, fixed + [-1] * len(new), [False] * 10 + [True] * 9)
+    assert caplog.messages[-1] == ("add: 9 new faces; 3 joined 1 people already in OUT, 2 new people; 1 faces "
+                                   "unassigned before now belong to someone")
+
+
+def test_unassigned_faces_far_from_every_added_one_stay_out_of_the_clustering():
+    """Two unassigned faces OUT had, close to each other but far from the added ones: the add does not make
+    them a person (that is a full clustering's decision), and one near the added pair joins it."""
+    rng = np.random.default_rng(10)
+    old = [_point(rng, 0) for _ in range(3)] + [_point(rng, 6), _point(rng, 6), _point(rng, 4)]
+    new = [_point(rng, 4) for _ in range(2)]
+    labels, _, _, report = _run(old + new, [3, 3, 3, -1, -1, -1, -1, -1], [False] * 6 + [True] * 2)
+    assert labels.tolist() == [3, 3, 3, -1, -1, 10, 10, 10] and report.regrouped == 1
+
+
+def test_a_cluster_joins_a_person_only_strictly_nearer_than_the_threshold_and_by_at_least_the_margin():
+    """_clear_match on one added item and two people of one item each, with the threshold and the margin set to
+    the very distances."""
+    from person_cluster.clustering.incremental import _clear_match
+    from person_cluster.fusion import Fusion
+
+    rng = np.random.default_rng(11)
+    x = np.array([_point(rng, 0, spread=0.0), _point(rng, 0, spread=0.0, toward=1, angle=_angle(0.1)),
+                  _point(rng, 0, spread=0.0, toward=2, angle=_angle(0.3))])
+    fusion = Fusion(x, np.zeros((3, 0)), np.zeros(3, bool))
+    d1, d2 = fusion.cross(np.array([0]), np.array([1, 2]))[0]
+    item_label = np.array([-3, 3, 7])
+    members, people = np.array([0]), np.array([1, 2])
+    assert _clear_match(fusion, members, people, item_label, d1, 0.0) is None  # at the threshold: not nearer
+    assert _clear_match(fusion, members, people, item_label, 0.36, d2 - d1) == 3  # exactly the margin: enough
+    assert _clear_match(fusion, members, people, item_label, 0.36, np.nextafter(d2 - d1, 1)) is None
+
+
+def test_of_people_equally_near_the_smallest_number_is_taken_when_no_margin_is_asked():
+    """53 people, each one item at one of three distances from the cluster, many at the nearest: with margin 0,
+    the nearest person with the smallest number, whatever the order an unstable sort would give."""
+    from person_cluster.clustering.incremental import _clear_match
+    from person_cluster.fusion import Fusion
+
+    rng = np.random.default_rng(12)
+    level = [1, 1, 0, 0, 0, 0, 0, 0, 2, 1, 2, 1, 1, 2, 2, 1, 1, 1, 2, 0, 2, 2, 0, 1, 2, 1, 0, 2, 2, 2, 0, 0, 2, 0, 1,
+             0, 0, 1, 1, 1, 0, 0, 0, 0, 2, 1, 1, 0, 1, 2, 1, 1, 2]
+    ring = [_point(rng, 0, spread=0.0, toward=1, angle=_angle(c)) for c in (0.1, 0.5, 0.9)]
+    x = np.array([_point(rng, 0, spread=0.0)] + [ring[v] for v in level])
+    fusion = Fusion(x, np.zeros((len(x), 0)), np.zeros(len(x), bool))
+    item_label = np.concatenate([[-3], np.arange(len(level))])
+    assert _clear_match(fusion, np.array([0]), np.arange(1, len(x)), item_label, 0.36, 0.0) == 2
+
+
+def test_person_zero_is_a_person_like_any_other():
+    rng = np.random.default_rng(13)
+    old = [_point(rng, 0) for _ in range(3)] + [_point(rng, 1) for _ in range(3)]
+    new = [_point(rng, 0) for _ in range(2)]
+    labels, _, _, report = _run(old + new, [0, 0, 0, 1, 1, 1, -1, -1], [False] * 6 + [True] * 2)
+    assert labels[6:].tolist() == [0, 0] and report.joined == {0: 2}
+
+
+def test_with_the_gate_on_a_cluster_is_matched_to_peoples_good_faces_only():
+    """Person 7's poor (tiny) face lies nearest the added pair, person 3's good faces a little further: the pair
+    joins person 3. And a person seen only in poor faces is still matched by them."""
+    rng = np.random.default_rng(14)
+    new = [_point(rng, 0, spread=0.0) for _ in range(2)]
+    p3 = [_point(rng, 0, spread=0.0, toward=1, angle=_angle(0.2)) for _ in range(2)]
+    p7 = [_point(rng, 0, spread=0.0, toward=2, angle=_angle(0.05)), _point(rng, 5, spread=0.0)]
+    faces = p3 + p7 + new
+    table = dataclasses.replace(_clothed(faces, np.zeros((6, 0)), sizes=[60, 60, 12, 60, 60, 60]),
+                                has_cloth=np.zeros(6, bool))
+    config = _config(quality={"enabled": True})
+    fixed, added = np.array([3, 3, 7, 7, -1, -1]), np.array([False] * 4 + [True] * 2)
+    labels, _, _, _ = cluster_added(table, config, fixed, added, 10, MARGIN)
+    assert labels[4:].tolist() == [3, 3]
+    only_poor = dataclasses.replace(_clothed(p3 + new, np.zeros((4, 0)), sizes=[12, 12, 60, 60]),
+                                    has_cloth=np.zeros(4, bool))
+    labels, _, _, _ = cluster_added(only_poor, config, np.array([3, 3, -1, -1]), np.array([False] * 2 + [True] * 2),
+                                    10, MARGIN)
+    assert labels.tolist() == [3, 3, 3, 3]
+
+
+def test_two_added_faces_of_one_frame_are_kept_apart_by_hac_too():
+    """Average-linkage HAC over the pool: the pair of one frame is forbidden (FAR apart), not a NaN that HAC
+    would refuse; the third face joins the nearer of them."""
+    rng = np.random.default_rng(15)
+    old = [_point(rng, 0, spread=0.0) for _ in range(3)]
+    new = [_point(rng, 4, spread=0.0), _point(rng, 4, spread=0.0, toward=5, angle=_angle(0.1)),
+           _point(rng, 4, spread=0.0, toward=5, angle=_angle(0.15))]
+    config = _config(clustering={"algorithm": "hac"})
+    table = _table(old + new, sources=["p0.jpg", "p1.jpg", "p2.jpg", "v.mp4", "v.mp4", "w.jpg"],
+                   frames=[None, None, None, 5, 5, None])
+    labels, _, _, _ = cluster_added(table, config, np.array([3, 3, 3, -1, -1, -1]),
+                                    np.array([False] * 3 + [True] * 3), 10, MARGIN)
+    assert labels.tolist() == [3, 3, 3, -1, 10, 10]
+
+
+def test_an_added_face_that_continues_a_track_of_outs_faces_is_still_clustered_as_added():
+    """The same video with more frames: the added frame's face follows person 3's track, and joins person 3 as an
+    added face (counted as such), not as part of the old track."""
+    rng = np.random.default_rng(16)
+    faces = [_point(rng, 0) for _ in range(4)]
+    table = _table(faces, sources=["v.mp4"] * 4, frames=[0, 1, 2, 3])
+    table.bboxes[:] = table.bboxes[0]  # on one spot: one track
+    labels, tracks, _, report = cluster_added(table, CONFIG, np.array([3, 3, 3, -1]),
+                                              np.array([False] * 3 + [True]), 10, MARGIN)
+    assert len(set(tracks.ids.tolist())) == 1
+    assert labels.tolist() == [3, 3, 3, 3] and report.joined == {3: 1}
+
+
+def test_an_added_track_is_one_item_whatever_fixed_says_of_its_faces():
+    """fixed is read only for the faces OUT had: an added track whose two faces are 0.4 apart (one track, but too
+    far apart to be clustered as two items) stays one new person."""
+    rng = np.random.default_rng(17)
+    old = [_point(rng, 0, spread=0.0) for _ in range(3)]
+    new = [_point(rng, 4, spread=0.0), _point(rng, 4, spread=0.0, toward=5, angle=_angle(0.4))]
+    table = _table(old + new, sources=["p0.jpg", "p1.jpg", "p2.jpg", "v.mp4", "v.mp4"], frames=[None, None, None, 0, 1])
+    table.bboxes[4] = table.bboxes[3]  # on one spot
+    labels, tracks, _, _ = cluster_added(table, CONFIG, np.array([3, 3, 3, 7, -1]),
+                                         np.array([False] * 3 + [True] * 2), 10, MARGIN)
+    assert tracks.ids[3] == tracks.ids[4] and labels.tolist() == [3, 3, 3, 10, 10]
+
+
+def test_an_unassigned_face_exactly_at_the_threshold_from_every_added_one_stays_out():
+    """Unassigned faces L (0.18 from the added face N) and F (0.18 from L, exactly distance_threshold from N):
+    only those strictly nearer than the threshold to an added face join the clustering, so F stays unassigned
+    although L, which joins, is near it."""
+    from person_cluster.api import item_features
+    from person_cluster.clustering.incremental import _nearest
+    from person_cluster.tracking import Tracks
+
+    rng = np.random.default_rng(18)
+    old = [_point(rng, 0, spread=0.0) for _ in range(3)]
+    faces = old + [_point(rng, 4, spread=0.0, toward=5, angle=_angle(0.36)),  # F
+                   _point(rng, 4, spread=0.0, toward=5, angle=_angle(0.18)),  # L
+                   _point(rng, 4, spread=0.0)]  # N, added
+    table = _table(faces)
+    exact = float(_nearest(item_features(table, Tracks.singletons(6), CONFIG).fusion, np.array([3]), np.array([5]))[0])
+    config = _config(clustering={"distance_threshold": exact})
+    labels, _, _, report = cluster_added(table, config, np.array([3, 3, 3, -1, -1, -1]),
+                                         np.array([False] * 5 + [True]), 10, MARGIN)
+    assert labels.tolist() == [3, 3, 3, -1, 10, 10] and report.regrouped == 1

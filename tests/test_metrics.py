@@ -53,7 +53,7 @@ def test_no_faces_scored_gives_every_key_and_zeros():
     got = clustering_scores([], np.zeros(0, np.int64))
     assert set(got) == set(METRIC_KEYS) - {"detection_recall"}  # that one is the truth's, not the labels'
     assert all(got[k] == 0 for k in got)
-    with pytest.raises(ValueError, match="differ in length"):
+    with pytest.raises(ValueError, match="^identities and labels differ in length$"):
         clustering_scores(["a"], np.array([0, 1]))
 
 
@@ -87,3 +87,25 @@ def test_the_manifest_reader_names_what_is_wrong_in_one_line(tmp_path):
         read_manifest(tmp_path)
     (tmp_path / "manifest.json").write_text('{"faces": [1], "clusters": [], "frames": [], "x": 2}')
     assert read_manifest(str(tmp_path)) == {"faces": [1], "clusters": [], "frames": [], "x": 2}
+
+
+@given(st.lists(st.sampled_from("abcdef"), min_size=1, max_size=20), st.integers(0, 2**32 - 1))
+def test_a_perfect_clustering_scores_one_everywhere(identities, seed):
+    """Each identity one cluster, numbered anyhow: every score is 1, and every face is covered."""
+    names = sorted(set(identities))
+    numbers = np.random.default_rng(seed).permutation(len(names)) + 3
+    labels = np.array([numbers[names.index(i)] for i in identities])
+    got = clustering_scores(identities, labels)
+    for key in ("nmi", "ari", "pairwise_precision", "pairwise_recall", "pairwise_f", "bcubed_precision",
+                "bcubed_recall", "bcubed_f", "purity", "coverage"):
+        assert got[key] == pytest.approx(1.0), key
+    assert got["n_clusters"] == got["n_identities"] == len(names) and got["n_faces_scored"] == len(identities)
+
+
+def test_same_frame_pairs_is_a_whole_number_in_the_json():
+    count = same_frame_pairs(["v.mp4"] * 3, [4, 4, 4], np.array([0, 0, 0]))
+    assert json.dumps({"same_frame_pairs": count}) == '{"same_frame_pairs": 3}'
+
+
+def test_any_negative_label_is_a_face_without_a_cluster():
+    assert singletons(np.array([-2, -2])).tolist() == [0, 1]

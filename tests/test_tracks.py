@@ -162,3 +162,138 @@ def test_a_tracks_best_value_is_its_largest_and_nan_counts_only_alone():
     assert np.isnan(best[2]) or best[2] == -np.inf  # a track with no estimate at all is never "good"
     assert not best[2] >= 0.0
     assert tracks.best(np.array([-5, -1, -3, -2, -4, -7])).tolist() == [-3.0, -1.0, -2.0]
+
+
+# -- exact limits, ambiguity, the splits of inconsistent tracks ------------------------------------------------
+def test_a_face_exactly_max_face_distance_away_still_continues_the_track():
+    from person_cluster.fusion import l2_normalize
+
+    near = np.cos(0.3) * E[0] + np.sin(0.3) * E[1]
+    x = l2_normalize(np.array([E[0], near], np.float32))
+    exact = float(np.linalg.norm(x[0] - x[1]))
+    assert _pair(0.2, (100, 100, 180, 180), near, config=TrackingConfig(max_face_distance=exact))
+
+
+def test_a_face_that_could_continue_two_tracks_starts_its_own():
+    """Two faces of frame 0, a little apart in looks, and one face in frame 6 about as near both: which track it
+    continues would be a guess (ambiguity_margin 0.1), so it continues neither."""
+    a, b = np.cos(0.03) * E[0] + np.sin(0.03) * E[1], np.cos(0.03) * E[0] - np.sin(0.03) * E[1]
+    table = _table([("v.mp4", 0, 0.0, (100, 100, 180, 180), a, 0), ("v.mp4", 0, 0.0, (150, 100, 230, 180), b, 0),
+                    ("v.mp4", 6, 0.2, (125, 100, 205, 180), E[0], 0)])
+    assert link_tracks(table, TrackingConfig()).ids.tolist() == [0, 1, 2]
+    assert len(set(link_tracks(table, TrackingConfig(ambiguity_margin=0.0)).ids.tolist())) == 2
+
+
+def _switching(looks: list[int], t0: float = 0.0) -> list:
+    """One track's rows: a face per frame, frame k looking like E[looks[k]] (a switch where looks change), always
+    on one spot, so that linking alone would make them one track."""
+    return [("v.mp4", k, t0 + 0.2 * k, (100, 100, 180, 180), E[look], 0) for k, look in enumerate(looks)]
+
+
+def test_a_track_of_two_people_is_split_between_them_even_two_faces_each():
+    """Linked as one track (the descriptor gate let the switch through), split at the switch; parts of two faces
+    each are the smallest kept apart; and a part of four that is two people again is split again."""
+    loose = TrackingConfig(max_face_distance=2.0, ambiguity_margin=0.0)
+    assert split_tracks_of(_switching([0, 0, 1, 1]), loose) == [0, 0, 1, 1]
+    assert split_tracks_of(_switching([0, 0, 1, 1, 2, 2]), loose) == [0, 0, 1, 1, 2, 2]
+    assert split_tracks_of(_switching([0, 0, 0, 0]), loose) == [0, 0, 0, 0]
+    assert split_tracks_of(_switching([0, 0, 1, 1]), TrackingConfig(max_face_distance=2.0, ambiguity_margin=0.0,
+                                                                     split_distance=None)) == [0, 0, 0, 0]
+
+
+def split_tracks_of(rows: list, config: TrackingConfig) -> list[int]:
+    return link_tracks(_table(rows), config).ids.tolist()
+
+
+def test_every_inconsistent_track_is_split_and_the_parts_numbered_without_gaps():
+    """Three tracks (three shots): two people, one person, two people again. split_inconsistent numbers the new
+    parts count, count + 1, ...: Tracks are numbered 0.. without gaps."""
+    from person_cluster.fusion import l2_normalize
+    from person_cluster.tracking import split_inconsistent
+
+    looks = [0, 0, 1, 1, 2, 2, 2, 2, 3, 3, 4, 4]
+    tracks = Tracks(np.repeat([0, 1, 2], 4))
+    split = split_inconsistent(tracks, l2_normalize(E[looks].astype(np.float32)), 0.4)
+    assert split.ids.tolist() == [0, 0, 4, 4, 1, 1, 1, 1, 2, 2, 3, 3]  # the last track is looked at first
+    assert sorted(set(split.ids.tolist())) == list(range(split.count))
+
+
+def test_members_are_in_face_order_in_large_tables():
+    rng = np.random.default_rng(0)
+    tracks = Tracks.by_first_face(rng.integers(0, 40, 5000))
+    members = tracks.members()
+    assert all((np.diff(m) > 0).all() for m in members)
+    assert sorted(np.concatenate(members).tolist()) == list(range(5000))
+
+
+def test_a_tiny_box_counts_as_one_pixel_when_measuring_how_far_it_moved():
+    """Boxes of 1 px (no detector gives one, a hand-made cache might): the shift is measured in at least 1 px."""
+    assert _pair(0.2, (101, 100, 102, 101), box0=(100, 100, 101, 101))  # moved 1 px: one box size
+    assert not _pair(0.2, (102, 100, 103, 101), box0=(100, 100, 101, 101))  # 2 px: two
+
+
+def test_cut_by_separates_the_faces_of_a_track_whose_values_differ_and_nothing_else():
+    tracks = Tracks(np.array([0, 0, 0, 1, 1, 2, 0]))
+    assert tracks.cut_by(np.array([-3, 5, 5, -1, -1, 7, -3])).ids.tolist() == [0, 1, 1, 2, 2, 3, 0]
+    # Values that differ by less than the number of tracks never join faces of two tracks.
+    assert Tracks(np.array([0, 2, 1])).cut_by(np.array([1, 0, 0])).ids.tolist() == [0, 1, 2]
+    assert Tracks(np.array([0, 1, 1])).cut_by(np.array([9, 0, 2])).ids.tolist() == [0, 1, 2]
+    assert Tracks(np.zeros(0, np.int64)).cut_by(np.zeros(0, np.int64)).ids.tolist() == []
+
+
+def _costs(rows_from, rows_to):
+    """link_tracks's descriptor distances (normalised float32 rows) between two lists of descriptors."""
+    from person_cluster.fusion import l2_normalize
+
+    a, b = l2_normalize(np.array(rows_from, np.float32)), l2_normalize(np.array(rows_to, np.float32))
+    return np.linalg.norm(a[:, None] - b[None], axis=2)
+
+
+def _turned(axis: int, toward: int, chord: float, base=None) -> np.ndarray:
+    base = E[axis] if base is None else base
+    angle = 2 * np.arcsin(chord / 2)
+    return np.cos(angle) * base + np.sin(angle) * E[toward]
+
+
+def test_with_no_ambiguity_margin_the_assignment_is_taken_as_it_is():
+    """Frame 6: face C0 goes to track T0 (0.3 away) because tracks T1 and T2, nearer to it (0.2), take faces
+    nearer still (0.05). Margin 0: nothing is a guess, all three continue."""
+    c0 = E[0]
+    t0, t1, t2 = _turned(0, 1, 0.3), _turned(0, 2, 0.2), _turned(0, 4, 0.2)
+    c1, c2 = _turned(0, 3, 0.05, base=t1), _turned(0, 5, 0.05, base=t2)
+    box = (100, 100, 180, 180)
+    table = _table([("v.mp4", 0, 0.0, box, t, 0) for t in (t0, t1, t2)]
+                   + [("v.mp4", 6, 0.2, box, c, 0) for c in (c0, c1, c2)])
+    assert link_tracks(table, TrackingConfig(ambiguity_margin=0.0)).ids.tolist() == [0, 1, 2, 0, 1, 2]
+
+
+def test_a_rival_exactly_ambiguity_margin_further_is_no_rival():
+    """A track and two faces, or a face and two tracks, at distances a and b (b < 2a, so b - a is exact): with
+    ambiguity_margin exactly b - a the nearer pair is linked; with a larger one, neither is."""
+    near, far = _turned(0, 1, 0.2), _turned(0, 2, 0.3)
+    box = (100, 100, 180, 180)
+    a, b = (float(v) for v in _costs([E[0]], [near, far])[0])
+    for margin, linked in ((b - a, True), ((b - a) * 1.0001, False)):
+        config = TrackingConfig(ambiguity_margin=margin)
+        two_faces = _table([("v.mp4", 0, 0.0, box, E[0], 0), ("v.mp4", 6, 0.2, box, near, 0),
+                            ("v.mp4", 6, 0.2, box, far, 0)])
+        ids = link_tracks(two_faces, config).ids.tolist()
+        assert (ids == [0, 0, 1]) == linked and (ids == [0, 1, 2]) != linked
+        two_tracks = _table([("v.mp4", 0, 0.0, box, near, 0), ("v.mp4", 0, 0.0, box, far, 0),
+                             ("v.mp4", 6, 0.2, box, E[0], 0)])
+        ids = link_tracks(two_tracks, config).ids.tolist()
+        assert (ids == [0, 1, 0]) == linked and (ids == [0, 1, 2]) != linked
+
+
+def test_a_track_whose_parts_are_exactly_split_distance_apart_stays_whole():
+    from person_cluster.fusion import l2_normalize
+
+    looks = [E[0], E[0], _turned(0, 1, 0.6), _turned(0, 1, 0.6)]
+    x = l2_normalize(np.array(looks, np.float32)).astype(np.float64)
+    gap = float(np.linalg.norm(l2_normalize(x[:2].sum(0, keepdims=True).astype(np.float32))
+                               - l2_normalize(x[2:].sum(0, keepdims=True).astype(np.float32))))
+    rows = [("v.mp4", k, 0.2 * k, (100, 100, 180, 180), look, 0) for k, look in enumerate(looks)]
+    loose = {"max_face_distance": 2.0, "ambiguity_margin": 0.0}
+    assert link_tracks(_table(rows), TrackingConfig(split_distance=gap, **loose)).ids.tolist() == [0, 0, 0, 0]
+    assert link_tracks(_table(rows), TrackingConfig(split_distance=np.nextafter(gap, 0), **loose)
+                       ).ids.tolist() == [0, 0, 1, 1]

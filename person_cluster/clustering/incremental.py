@@ -77,7 +77,7 @@ def cluster_added(table: FaceTable, config: Config, fixed: np.ndarray, added: np
     if len(links):
         distances.forbid(links, FAR)
     gate = QualityGate(make_clusterer(cc), config.quality.assign_distance, config.quality.assign_margin, links)
-    pool_labels = gate.fit_predict(distances, good[pool] if config.quality.enabled else np.ones(len(pool), bool))
+    pool_labels = gate.fit_predict(distances, good[pool])  # all good with the gate off
     if len(links):
         pool_labels = links.split(pool_labels, distances.among)
     people = np.flatnonzero(item_label >= 0)
@@ -118,9 +118,8 @@ def _subset(fusion: Fusion, idx: np.ndarray) -> Fusion:
 
 
 def _nearest(fusion: Fusion, rows: np.ndarray, cols: np.ndarray, block: int = 256) -> np.ndarray:
-    """Each of ``rows``' distance to its nearest item in ``cols``, in blocks of rows."""
-    return np.concatenate([fusion.cross(rows[s:s + block], cols).min(axis=1)
-                           for s in range(0, len(rows), block)]) if len(rows) else np.zeros(0)
+    """Each of ``rows``' (at least one) distance to its nearest item in ``cols``, in blocks of rows."""
+    return np.concatenate([fusion.cross(rows[s:s + block], cols).min(axis=1) for s in range(0, len(rows), block)])
 
 
 def _clear_match(fusion: Fusion, members: np.ndarray, people: np.ndarray, item_label: np.ndarray,

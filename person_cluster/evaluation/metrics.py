@@ -57,7 +57,7 @@ def clustering_scores(identities: list[str] | np.ndarray, labels: np.ndarray) ->
     n = len(labels)
     if n != len(identities):
         raise ValueError("identities and labels differ in length")
-    _, truth = np.unique(np.asarray(identities, dtype=str), return_inverse=True) if n else (None, np.zeros(0, int))
+    _, truth = np.unique(np.asarray(identities, dtype=str), return_inverse=True)
     _, pred = np.unique(singletons(labels), return_inverse=True)  # 0..k-1, as contingency_matrix numbers them
     out: dict[str, Any] = {
         "n_faces_scored": n,
