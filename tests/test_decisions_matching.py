@@ -335,3 +335,51 @@ def test_names_are_cleaned_and_bounded(tmp_path):
         assert d.people()[p].name == "x" * 200
         with pytest.raises(DecisionError, match="no person 42"):
             d._name(42)
+
+
+def test_a_source_with_spaces_in_its_name_is_matched_like_any_other():
+    """Keys are split at tabs: file names with spaces (and a re-run whose box moved) are as good as any."""
+    moved = face_key("my holiday/day one.mp4", 12, [10, 10, 50, 50])
+    keys = table_keys(_table(["my holiday/day one.mp4", "my holiday/day one.mp4"], [12, 13],
+                             [[11, 10, 51, 50], [10, 10, 50, 50]]))
+    assert match_faces(keys, {moved}) == {moved: keys[0]}
+
+
+def test_boxes_that_only_touch_do_not_overlap():
+    """1-pixel boxes side by side or one above the other share an edge, not a pixel: IoU 0, no match."""
+    keys = table_keys(_table(["v.mp4"] * 2, [0, 0], [[1, 0, 2, 1], [0, 1, 1, 2]]))
+    assert match_faces(keys, {face_key("v.mp4", 0, [0, 0, 1, 1])}) == {}
+
+
+def test_enforce_on_no_faces_and_on_faces_all_set_aside():
+    assert _applied([]).enforce(np.zeros(0, np.int64)).tolist() == []  # every input removed, decisions kept
+    # Nobody was clustered: the person's faces take the first free label, 0.
+    assert _applied([3, 3, -1]).enforce(np.array([-1, -1, -1])).tolist() == [0, 0, -1]
+
+
+def test_ties_go_to_the_larger_person_then_the_lower_number_and_to_the_lower_cluster():
+    # 20 people of one face each, all in cluster 0: person 0 keeps it, the others get new ones in number order.
+    n = 20
+    out = _applied(list(range(n))).enforce(np.zeros(n, np.int64))
+    assert out.tolist() == list(range(n))
+    # One person with one face in each of 20 clusters: the lowest cluster.
+    out = _applied([4] * n).enforce(np.arange(n)[::-1].copy())
+    assert set(out.tolist()) == {0}
+
+
+def test_applied_not_faces_are_a_mask(tmp_path):
+    """api.cluster_table indexes labels with not_face: it must be a boolean mask, also when nothing is marked."""
+    table = _table(["v.mp4"] * 2, [0, 1], [[0, 0, 10, 10], [0, 0, 10, 10]])
+    with Decisions(tmp_path) as d:
+        d.name([face_key("v.mp4", 0, [0, 0, 10, 10])], "Ann")
+    applied = apply_decisions(tmp_path, table)
+    assert applied.not_face.dtype == bool and applied.not_face.tolist() == [False, False]
+
+
+def test_a_hand_edited_file_with_a_face_given_to_no_person_is_a_one_line_refusal(tmp_path):
+    keep, other = face_key("v.mp4", 0, [0, 0, 10, 10]), face_key("v.mp4", 1, [0, 0, 10, 10])
+    with Decisions(tmp_path) as d:
+        d.name([keep], "Ann")
+        d.db.execute("INSERT INTO assigned VALUES (?, 41)", (other,))  # person 41 was never written
+        with pytest.raises(DecisionError, match=r"^no person 41$"):
+            d.merge([keep], [other])
