@@ -67,10 +67,9 @@ def _named_only(manifest: dict[str, Any]) -> dict[str, Any]:
     named = [c for c in manifest["clusters"] if c.get("name")]
     if not named:
         raise ExportError("--named-only: no person has a name yet; name them with `person-cluster review`")
-    ids = {int(c["id"]) for c in named}
-    return {**manifest, "clusters": named,
-            "faces": [{**f, "cluster": f["cluster"] if f["cluster"] in ids or f["cluster"] == NOT_A_FACE else -1}
-                      for f in manifest["faces"]]}
+    # The faces keep their clusters: every writer takes a face whose cluster is not among the people it writes
+    # as unassigned (tests/test_export_paths.py checks it for each format).
+    return {**manifest, "clusters": named}
 
 
 def _unreadable(out: Path, exc: Exception) -> ExportError:

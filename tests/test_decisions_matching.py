@@ -367,6 +367,23 @@ def test_ties_go_to_the_larger_person_then_the_lower_number_and_to_the_lower_clu
     assert set(out.tolist()) == {0}
 
 
+def test_among_people_of_one_size_the_lower_number_wins_and_among_clusters_the_lower_label():
+    # 40 people with 1 or 2 faces each, all in cluster 0: the first two-face person keeps it, then every other one
+    # gets a new cluster, the larger people first, each size in number order.
+    sizes = [1, 2] * 20
+    person = np.repeat(np.arange(40), sizes)
+    out = _applied(person).enforce(np.zeros(len(person), np.int64))
+    order = [p for p in range(40) if sizes[p] == 2] + [p for p in range(40) if sizes[p] == 1]
+    assert [int(out[person == p][0]) for p in order] == list(range(40))
+    # Person 2 has one or two faces in each of 40 clusters; 0 and 1, both larger, took clusters 1 and 3: of the
+    # clusters holding two of 2's faces, the lowest one left is 5.
+    theirs = np.repeat(np.arange(40), [1, 2] * 20)
+    labels = np.concatenate([np.full(100, 1), np.full(90, 3), theirs])
+    person = np.repeat([0, 1, 2], [100, 90, len(theirs)])
+    out = _applied(person).enforce(labels)
+    assert [set(out[person == p].tolist()) for p in (0, 1, 2)] == [{1}, {3}, {5}]
+
+
 def test_applied_not_faces_are_a_mask(tmp_path):
     """api.cluster_table indexes labels with not_face: it must be a boolean mask, also when nothing is marked."""
     table = _table(["v.mp4"] * 2, [0, 1], [[0, 0, 10, 10], [0, 0, 10, 10]])

@@ -351,3 +351,17 @@ def test_an_unreadable_manifest_says_what_is_wrong_in_one_line(tmp_path):
         f"{out / 'manifest.json'}: unreadable manifest (no 'faces'); was it edited by hand?"
     assert "(ValueError)" in str(_unreadable(out, ValueError()))  # no message: the kind of error
     assert "(first line)" in str(_unreadable(out, TypeError("first line\nsecond")))
+
+
+def test_named_only_without_a_name_and_on_a_hand_edited_cluster_list_say_so_in_one_line(tmp_path):
+    out = _out(tmp_path)
+    _edited(out, lambda m: [c.update(name=None) for c in m["clusters"]])
+    with pytest.raises(ExportError) as why:
+        export(out, tmp_path / "a", "folders", named_only=True)
+    assert str(why.value) == "--named-only: no person has a name yet; name them with `person-cluster review`"
+    _edited(out, lambda m: m.update(clusters=[7]))
+    with pytest.raises(ExportError) as why:
+        export(out, tmp_path / "b", "folders", named_only=True)
+    assert str(why.value) == (f"{out / 'manifest.json'}: unreadable manifest ('int' object has no attribute 'get'); "
+                              "was it edited by hand?")
+    assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()
