@@ -190,7 +190,9 @@ def main() -> None:
         config = base if interval is None else base.with_overrides({"sampling.capture_interval_sec": interval})
         extract_once([str(source)], work / name, config)
         rows += evaluate(name, work / name, str(truth), config)
-        for key, (label, overrides) in CLOTHING.items() if name in VIDEOS_ONLY else ():
+        if name not in VIDEOS_ONLY:
+            continue
+        for key, (label, overrides) in CLOTHING.items():
             other = config.with_overrides(overrides)
             extract_once([str(source)], work / f"{name}-{key}", other)
             rows += evaluate(name, work / f"{name}-{key}", str(truth), other, {label: ours({})})

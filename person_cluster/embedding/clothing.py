@@ -183,6 +183,7 @@ class ClothEmbedder:
             return cnn
         if not crops:
             return np.zeros((0, self.dim), np.float32)
+        # fusion.l2_normalize by hand: fusion imports scipy, which the extraction workers do not load.
         cnn /= np.maximum(np.linalg.norm(cnn, axis=1, keepdims=True), 1e-12)
         colour = np.stack([colour_histograms(c) for c in crops])
         return (np.concatenate([cnn, colour], axis=1) / np.sqrt(3.0)).astype(np.float32)
