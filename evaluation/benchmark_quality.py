@@ -20,8 +20,8 @@ features. Datasets:
 
 Methods: the seeds' baselines (DBSCAN eps 0.5 on raw descriptors; seed 004's relative HAC cut with merges; dlib's
 Chinese whispers at 0.5), this project's default, the default as it was at 82f5774 (clothing within 10 s, no
-track checks), and the default with one mechanism switched (scenes, track checks, the quality gate, the mirror
-average, HAC or FINCH instead of Chinese whispers); and on the three videos, the default on other clothing
+track checks, no scene merge), and the default with one mechanism switched (scenes, track checks, the scene
+merge, the quality gate, the mirror average, HAC or FINCH instead of Chinese whispers); and on the three videos, the default on other clothing
 features (``CLOTHING``: the later stage alone, as at 6d28113, and the early stage without the colour
 histograms), each extracted once more.
 """
@@ -128,13 +128,15 @@ def ours(overrides: dict):
     return method
 
 
-BEFORE = {"fusion.cloth_scope": "window", "tracking.ambiguity_margin": 0, "tracking.split_distance": None}
+BEFORE = {"fusion.cloth_scope": "window", "tracking.ambiguity_margin": 0, "tracking.split_distance": None,
+          "postprocess.scene_merge": False}
 METHODS = {
     "seed 000/002: DBSCAN eps 0.5, min_samples 5": seed000,
     "seed 004: HAC sim 0.63, min_csize 6, merge 0.18/0.12": seed004,
     "dlib Chinese whispers 0.5 (raw descriptors)": dlib_cw,
     "default at 82f5774 (clothing within 10 s, no track checks)": ours(BEFORE),
-    "**default** (scenes, track checks; Chinese whispers 0.36, face + clothing 0.5)": ours({}),
+    "**default** (scenes, track checks, scene merge; Chinese whispers 0.36, face + clothing 0.5)": ours({}),
+    "default without the scene merge": ours({"postprocess.scene_merge": False}),
     "default, clothing within 10 s instead of scenes": ours({"fusion.cloth_scope": "window"}),
     "default, clothing always compared": ours({"fusion.cloth_scope": "always"}),
     "default without track checks": ours({"tracking.ambiguity_margin": 0, "tracking.split_distance": None}),

@@ -63,6 +63,7 @@ class ClusteringInput:
     cannot: CannotLinks  # between faces
     distances: DenseDistances | GraphDistances  # between tracks (faces, for dbscan)
     good: np.ndarray  # (tracks,) bool: the track may form clusters (its best face passes the quality gate)
+    scene: np.ndarray  # (faces,) clothing group (fusion.cloth_scope), -1: none, for postprocess's scene merge
 
     @staticmethod
     def key(config: Config) -> tuple:
@@ -133,7 +134,9 @@ def prepare_clustering(table: FaceTable, config: Config, applied: Applied | None
     between = cannot.map(tracks.ids)
     if len(between):
         distances.forbid(between, FAR)
-    return ClusteringInput(table, tracks, cannot, distances, features.good)
+    group = features.fusion.group
+    scene = np.zeros(len(table), np.int64) if group is None else group[tracks.ids]
+    return ClusteringInput(table, tracks, cannot, distances, features.good, scene)
 
 
 def _face_quality(table: FaceTable, tracks: Tracks, config: Config) -> tuple[np.ndarray, np.ndarray]:
@@ -170,14 +173,15 @@ def cluster_table(table: FaceTable, config: Config, prepared: ClusteringInput | 
     the same :meth:`ClusteringInput.key` (as a sweep does). ``applied``: the user's decisions; faces marked as
     not a face get :data:`~person_cluster.review.NOT_A_FACE`, and a person's cluster is never set aside as
     small."""
-    from .clustering import make_clusterer
+    from .clustering import clusterer_class, make_clusterer
     from .clustering.gate import QualityGate
-    from .postprocess import postprocess
+    from .postprocess import SceneMerge, postprocess
     from .review import NOT_A_FACE
 
     if prepared is None:
         prepared = prepare_clustering(table, config)
     between = prepared.cannot.map(prepared.tracks.ids)
+    cc = config.clustering
     qc = config.quality
     gate = QualityGate(make_clusterer(config.clustering), qc.assign_distance, qc.assign_margin, between)
     labels = gate.fit_predict(prepared.distances, prepared.good)
@@ -189,9 +193,12 @@ def cluster_table(table: FaceTable, config: Config, prepared: ClusteringInput | 
     if applied is not None:
         labels = np.where(applied.not_face, -1, applied.enforce(labels))
     table = prepared.table
+    # The seeds' baseline (DBSCAN) stays as it was: no tracks, no constraints, no scene merge.
+    scenes = (SceneMerge(prepared.scene, config.fusion.face_weight, config.fusion.cloth_weight, cc.distance_threshold)
+              if clusterer_class(cc.algorithm).honours_constraints else None)
     labels = postprocess(labels, table.face, table.cloth, table.has_cloth, config.postprocess,
                          prepared.cannot if len(prepared.cannot) else None,
-                         None if applied is None else applied.person >= 0)
+                         None if applied is None else applied.person >= 0, scenes)
     if applied is not None:
         labels[applied.not_face] = NOT_A_FACE
     return labels

@@ -271,6 +271,9 @@ class PostprocessConfig:
     merge_face_threshold: float | None = 0.15
     merge_cloth_threshold: float | None = None
     max_merge_passes: int = 5
+    # Join a person's pieces within a scene by their centroids' fused distance (faces and the scene's clothing)
+    # below clustering.distance_threshold, closest first (see person_cluster.postprocess).
+    scene_merge: bool = True
     min_csize: int = 2  # smaller clusters become "unassigned" (cluster -1); their faces stay in the manifest
 
     def validate(self) -> None:

@@ -32,6 +32,12 @@ def _point(rng, axis: int, spread: float = 0.01, toward: int | None = None, angl
     return v / np.linalg.norm(v)
 
 
+def _toward(a: np.ndarray, b: np.ndarray, chord: float) -> np.ndarray:
+    """The unit vector ``chord`` away from unit ``a``, turned toward the orthogonal unit ``b``."""
+    angle = _angle(chord)
+    return np.cos(angle) * a + np.sin(angle) * b
+
+
 def _chord(angle: float) -> float:
     return 2 * np.sin(angle / 2)
 
@@ -406,3 +412,64 @@ def test_an_unassigned_face_exactly_at_the_threshold_from_every_added_one_stays_
     labels, _, _, report = cluster_added(table, config, np.array([3, 3, 3, -1, -1, -1]),
                                          np.array([False] * 5 + [True]), 10, MARGIN)
     assert labels.tolist() == [3, 3, 3, -1, 10, 10] and report.regrouped == 1
+
+
+class _Apart:
+    """A clusterer that leaves every item alone: what the clustering of a clip of small faces does to a person's
+    pieces, so that the scene merge is what joins them."""
+
+    def fit_predict(self, distances) -> np.ndarray:
+        return np.arange(distances.n)
+
+
+def _one_scene(faces, cloths, old: int) -> FaceTable:
+    """``old`` photos (no clothing) then faces of one video, one shot, 100 s apart (each its own track)."""
+    n = len(faces)
+    table = _clothed(faces, cloths, sources=[f"p{k}.jpg" for k in range(old)] + ["v.mp4"] * (n - old),
+                     frames=[None] * old + [1000 * k for k in range(n - old)])
+    return dataclasses.replace(table, has_cloth=np.array([False] * old + [True] * (n - old)))
+
+
+def test_an_unnamed_piece_of_a_named_person_in_the_same_scene_and_clothes_takes_the_name(monkeypatch):
+    """Person 3 at e0, person 7 at chord 0.6 from it. Added: a face at e0 (clearly 3) and one 0.3 from it but only
+    0.02 nearer 3 than 7 (no clear match). In the same clothes their fused distance is 0.3 < 0.36: the second is
+    3 as well; in other clothes it is 0.77, and alone it stays unassigned; with the scene merge off, too."""
+    monkeypatch.setattr("person_cluster.clustering.incremental.make_clusterer", lambda cc: _Apart())
+    e = np.eye(DIM)
+    p7 = _toward(e[0], e[1], 0.6)
+    # The ambiguous face: 0.3 from e0 and 0.32 from p7, in the plane of e0, e1 and out of it along e2.
+    x = np.linalg.solve(np.array([[1.0, 0.0], [p7[0], p7[1]]]), [1 - 0.3 ** 2 / 2, 1 - 0.32 ** 2 / 2])
+    ambiguous = np.zeros(DIM)
+    ambiguous[:2] = x
+    ambiguous[2] = np.sqrt(1 - x @ x)
+    faces = [e[0]] * 2 + [p7] * 2 + [e[0], ambiguous]
+    fixed = np.array([3, 3, 7, 7, -1, -1])
+    added = np.array([False] * 4 + [True] * 2)
+    c = np.eye(4)
+    for cloth, config, expected in (([c[0], c[0]], CONFIG, [3, 3]), ([c[0], c[1]], CONFIG, [3, -1]),
+                                    ([c[0], c[0]], _config(postprocess={"scene_merge": False}), [3, -1])):
+        table = _one_scene(faces, [c[3]] * 4 + cloth, old=4)
+        labels, _, _, _ = cluster_added(table, config, fixed, added, 10, MARGIN)
+        assert labels.tolist() == [3, 3, 7, 7, *expected]
+
+
+def test_two_people_named_in_the_clip_never_join_however_alike(monkeypatch):
+    """Persons 3 and 7 are 0.3 apart; the clip has one face of each, in the same clothes (fused 0.3 < 0.36)."""
+    monkeypatch.setattr("person_cluster.clustering.incremental.make_clusterer", lambda cc: _Apart())
+    e = np.eye(DIM)
+    p7 = _toward(e[0], e[1], 0.3)
+    table = _one_scene([e[0], e[0], p7, p7, e[0], p7], [np.eye(4)[0]] * 6, old=4)
+    labels, _, _, report = cluster_added(table, CONFIG, np.array([3, 3, 7, 7, -1, -1]),
+                                         np.array([False] * 4 + [True] * 2), 10, MARGIN)
+    assert labels.tolist() == [3, 3, 7, 7, 3, 7] and report.joined == {3: 1, 7: 1}
+
+
+def test_new_pieces_of_one_person_in_a_scene_become_one_new_person(monkeypatch):
+    """Two added faces 0.2 apart in the same clothes, far from everyone in OUT: one new person (10), not two
+    single faces set aside as smaller than min_csize."""
+    monkeypatch.setattr("person_cluster.clustering.incremental.make_clusterer", lambda cc: _Apart())
+    e = np.eye(DIM)
+    table = _one_scene([e[0], e[0], e[5], _toward(e[5], e[6], 0.2)], [np.eye(4)[0]] * 4, old=2)
+    labels, _, next_free, report = cluster_added(table, CONFIG, np.array([3, 3, -1, -1]),
+                                                 np.array([False, False, True, True]), 10, MARGIN)
+    assert labels.tolist() == [3, 3, 10, 10] and next_free == 11 and report.new_people == 1

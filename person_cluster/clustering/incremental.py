@@ -7,7 +7,9 @@ find company. Then each new cluster joins the existing person it is clearly near
 of the distance to that person's nearest item is below ``clustering.distance_threshold``, and every other person is
 at least ``library.margin`` further, and it holds no face of a frame where that person is already seen. Otherwise it
 is a new person. A wrong name is worse than a missing one, so a new cluster that is about as near two people joins
-neither.
+neither. Then the scene merge of a full clustering (:func:`~..postprocess.merge_within_scenes`) runs over the new
+clusters: a piece of a person that matched no one joins, within its scene, the piece that did (and takes its
+person), or other unmatched pieces; two people are never joined.
 
 Costs O(added items x items) distances, never all pairs of the library: adding a 33-s clip to an OUT of 100,000
 faces computes a few million distances instead of five billion.
@@ -70,7 +72,8 @@ def cluster_added(table: FaceTable, config: Config, fixed: np.ndarray, added: np
     near = lonely[_nearest(fusion, lonely, new) < cc.distance_threshold] if len(lonely) else lonely
     pool = np.concatenate([new, near])
     sub = _subset(fusion, pool)
-    cannot = CannotLinks.same_frame(table).map(items.ids)
+    same_frame = CannotLinks.same_frame(table)
+    cannot = same_frame.map(items.ids)
     a, b = cannot.among(pool)
     links = CannotLinks(a, b, len(pool))
     distances = DenseDistances(sub.condensed(), len(pool))
@@ -86,27 +89,62 @@ def cluster_added(table: FaceTable, config: Config, fixed: np.ndarray, added: np
     # who holds a face of one of its frames, nor one that an earlier cluster of such a frame joined.
     placed = item_label.copy()
     linked = np.concatenate([cannot.i, cannot.j]), np.concatenate([cannot.j, cannot.i])
-    for cluster in np.unique(pool_labels):
+    clusters = np.unique(pool_labels)
+    matched = np.full(len(clusters), -1, np.int64)  # each cluster's person, -1: no one clearly
+    for n, cluster in enumerate(clusters):
         members = pool[pool_labels == cluster]
         person = _clear_match(fusion, members, usable, item_label, cc.distance_threshold, margin)
         if person is not None and person in placed[linked[1][np.isin(linked[0], members)]]:
             person = None  # nearest to someone it cannot be: a new person rather than a wrong one
+        if person is not None:
+            matched[n] = placed[members] = person
+    group = np.arange(len(clusters))
+    if config.postprocess.scene_merge:
+        group = _merge_within_scenes(table, items, first, fusion, pool, np.searchsorted(clusters, pool_labels),
+                                     matched, same_frame, config)
+    for g in np.unique(group):
+        members = pool[np.isin(pool_labels, clusters[group == g])]
+        person = int(matched[group == g].max())  # at most one person per group
         faces = np.isin(items.ids, members)
-        if person is None and faces.sum() < config.postprocess.min_csize:
+        if person < 0 and faces.sum() < config.postprocess.min_csize:
             labels[faces] = -1
             continue
-        if person is None:
+        if person < 0:
             person, next_free = next_free, next_free + 1
             report.new_people += 1
         else:
             report.joined[person] = report.joined.get(person, 0) + int(faces.sum())
         report.regrouped += int((faces & ~added).sum())
         labels[faces] = person
-        placed[members] = person
     log.info("add: %d new faces; %d joined %d people already in OUT, %d new people; %d faces unassigned before now "
              "belong to someone", report.new_faces, sum(report.joined.values()), len(report.joined),
              report.new_people, report.regrouped)
     return labels, tracks, next_free, report
+
+
+def _merge_within_scenes(table: FaceTable, items: Tracks, first: np.ndarray, fusion: Fusion, pool: np.ndarray,
+                         pool_cluster: np.ndarray, matched: np.ndarray, cannot: CannotLinks,
+                         config: Config) -> np.ndarray:
+    """The group of each of the pool's clusters after the scene merge of a full clustering
+    (:func:`~..postprocess.merge_within_scenes`), so that a person's pieces in the added clip that the match left
+    unnamed join the piece that was named. Clusters ``matched`` to one person start as one; two people never
+    join. ``pool_cluster``: each pool item's cluster (0..); ``first``: each item's first face."""
+    from ..postprocess import SceneMerge, merge_within_scenes
+
+    persons = np.unique(matched[matched >= 0])
+    start = np.where(matched >= 0, np.searchsorted(persons, matched), len(persons) + np.arange(len(matched)))
+    item_labels = np.full(items.count, -1, np.int64)
+    item_labels[pool] = start[pool_cluster]
+    face_labels = item_labels[items.ids]
+    # A face of each person named in the clip, cannot-linked with one of every other.
+    one = first[pool][[np.flatnonzero(start[pool_cluster] == p)[0] for p in range(len(persons))]]
+    i, j = np.triu_indices(len(one), 1)
+    cannot = CannotLinks(np.concatenate([cannot.i, one[i]]), np.concatenate([cannot.j, one[j]]), len(table))
+    scene = np.zeros(len(table), np.int64) if fusion.group is None else fusion.group[items.ids]
+    merge = SceneMerge(scene, fusion.face_weight, fusion.cloth_weight, config.clustering.distance_threshold)
+    merged = merge_within_scenes(face_labels, table.face, table.cloth, table.has_cloth, merge, cannot)
+    at = first[pool][[np.flatnonzero(pool_cluster == n)[0] for n in range(len(matched))]]
+    return merged[at]
 
 
 def _subset(fusion: Fusion, idx: np.ndarray) -> Fusion:

@@ -1,0 +1,124 @@
+"""The scene merge of postprocess.py (merge_within_scenes): a person's pieces within one scene join by their
+centroids' fused distance, closest first, one join at a time; never across scenes, never for photos, never a
+cannot-linked pair."""
+
+from __future__ import annotations
+
+import numpy as np
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from person_cluster.config import PostprocessConfig
+from person_cluster.constraints import CannotLinks
+from person_cluster.postprocess import SceneMerge, merge_within_scenes, postprocess
+
+E = np.eye(8, dtype=np.float32)
+
+
+def _toward(a: np.ndarray, b: np.ndarray, chord: float) -> np.ndarray:
+    """The unit vector ``chord`` away from unit ``a``, turned toward the orthogonal unit ``b``."""
+    angle = 2 * np.arcsin(chord / 2)
+    return (np.cos(angle) * a + np.sin(angle) * b).astype(np.float32)
+
+
+def _merge(labels, face, cloth, scene, threshold=0.36, cannot=None, face_weight=1.0, cloth_weight=0.5, has=None):
+    has = np.ones(len(labels), bool) if has is None else np.asarray(has, bool)
+    merge = SceneMerge(np.asarray(scene), face_weight, cloth_weight, threshold)
+    return merge_within_scenes(np.asarray(labels), np.asarray(face, np.float32), np.asarray(cloth, np.float32),
+                               has, merge, cannot).tolist()
+
+
+def test_pieces_of_one_person_in_a_scene_join_and_someone_else_stays_apart():
+    """Faces 0.2 apart in the same clothes (fused 0.2) join; a third in other clothes, 0.2 from both by face,
+    is fused sqrt(0.04 + 0.25 * 2) = 0.73 away."""
+    face = [E[0], E[0], _toward(E[0], E[1], 0.2), _toward(E[0], E[1], 0.2), _toward(E[0], E[2], 0.2)]
+    cloth = [E[0], E[0], E[0], E[0], E[1]]
+    assert _merge([0, 0, 1, 1, 2], face, cloth, [0] * 5) == [0, 0, 0, 0, 1]
+
+
+def test_clusters_that_share_no_scene_or_are_photos_are_not_compared():
+    face, cloth = [E[0]] * 4, [E[0]] * 4
+    assert _merge([0, 0, 1, 1], face, cloth, [0, 0, 1, 1]) == [0, 0, 1, 1]
+    assert _merge([0, 0, 1, 1], face, cloth, [-1] * 4) == [0, 0, 1, 1]
+    # Without clothing in the scene they share, there is nothing to compare them by there either.
+    assert _merge([0, 0, 1, 1], face, cloth, [0] * 4, has=[True, True, False, False]) == [0, 0, 1, 1]
+    assert _merge([0, 0, 1, 1], face, cloth, [0] * 4, cloth_weight=0.0) == [0, 0, 1, 1]
+    assert _merge([0, 0, 1, 1], face, cloth, [0] * 4) == [0, 0, 0, 0]
+
+
+def test_a_cannot_linked_pair_never_joins_and_the_nearer_piece_is_joined_first():
+    """Cluster 0 is 0.1 from cluster 1 and 0.2 from cluster 2, which it may join one of only (1 and 2 share a
+    frame): the nearer wins, the other stays alone, whatever the numbering."""
+    face = [E[0], _toward(E[0], E[1], 0.1), _toward(E[0], E[2], 0.2)]
+    cloth = [E[0]] * 3
+    cannot = CannotLinks(np.array([1]), np.array([2]), 3)
+    assert _merge([0, 1, 2], face, cloth, [0] * 3, cannot=cannot) == [0, 0, 1]
+    swapped = [face[0], face[2], face[1]]
+    assert _merge([0, 1, 2], swapped, cloth, [0] * 3, cannot=CannotLinks(np.array([1]), np.array([2]), 3)) == [0, 1, 0]
+
+
+def test_after_a_join_a_third_is_compared_with_the_joined_centroid():
+    """A, B, C on an arc, A-B and B-C 0.3 apart, A-C 0.59: A and B join (0.3 < 0.36); C is then 0.44 from their
+    centroid and stays apart, where joining by pairs would chain all three."""
+    b = E[0]
+    a, c = _toward(b, E[1], 0.3), _toward(b, -E[1], 0.3)
+    assert _merge([0, 0, 1, 2], [a, a, b, c], [E[0]] * 4, [0] * 4) == [0, 0, 0, 1]
+
+
+def test_a_pair_at_the_threshold_is_not_joined():
+    face = [E[0], _toward(E[0], E[1], 0.3)]
+    assert _merge([0, 1], face, [E[0]] * 2, [0, 0], threshold=0.30001) == [0, 0]
+    assert _merge([0, 1], face, [E[0]] * 2, [0, 0], threshold=0.29999) == [0, 1]
+
+
+def test_the_weights_are_the_fusions():
+    """Same faces, clothes 0.6 apart: fused 0.3 at clothing weight 0.5, 0.6 at 1.0 (threshold 0.36); a face
+    weight of 2 doubles a face distance of 0.15 to 0.3 against 0.36 (joins) and of 0.2 to 0.4 (does not)."""
+    cloth = [E[0], _toward(E[0], E[1], 0.6)]
+    assert _merge([0, 1], [E[0]] * 2, cloth, [0, 0]) == [0, 0]
+    assert _merge([0, 1], [E[0]] * 2, cloth, [0, 0], cloth_weight=1.0) == [0, 1]
+    for chord, expected in ((0.15, [0, 0]), (0.2, [0, 1])):
+        assert _merge([0, 1], [E[0], _toward(E[0], E[1], chord)], [E[0]] * 2, [0, 0], face_weight=2.0) == expected
+
+
+def test_the_scene_where_the_two_have_the_most_faces_decides_their_clothing():
+    """Two clusters seen in scenes 0 and 1 with the same faces; the second wears the first's clothes in scene 0
+    only. They join when scene 0 holds most of their faces, not when scene 1 does."""
+    for scenes, expected in (([0, 0, 0, 1], [0] * 8), ([0, 1, 1, 1], [0] * 4 + [1] * 4)):
+        scene = np.array(scenes * 2)
+        cloth = np.array([E[0]] * 4 + [E[0] if s == 0 else E[1] for s in scenes])
+        assert _merge([0] * 4 + [1] * 4, [E[0]] * 8, cloth, scene) == expected
+
+
+def test_unassigned_faces_stay_unassigned_and_clusters_are_renumbered_by_size():
+    face, cloth = [E[0]] * 5, [E[0]] * 5
+    assert _merge([-1, 1, 1, 0, -1], face, cloth, [0] * 5) == [-1, 0, 0, 0, -1]
+
+
+def test_postprocess_runs_it_only_when_switched_on_and_given_the_scenes():
+    face, cloth = np.array([E[0]] * 4), np.array([E[0]] * 4)
+    labels, has = np.array([0, 0, 1, 1]), np.ones(4, bool)
+    scenes = SceneMerge(np.zeros(4, np.int64), 1.0, 0.5, 0.36)
+    cfg = PostprocessConfig(merge_face_threshold=None)
+    assert postprocess(labels, face, cloth, has, cfg, scenes=scenes).tolist() == [0, 0, 0, 0]
+    assert postprocess(labels, face, cloth, has, cfg).tolist() == [0, 0, 1, 1]
+    off = PostprocessConfig(merge_face_threshold=None, scene_merge=False)
+    assert postprocess(labels, face, cloth, has, off, scenes=scenes).tolist() == [0, 0, 1, 1]
+
+
+@settings(max_examples=60, deadline=None)
+@given(seed=st.integers(0, 10_000), n=st.integers(2, 40), threshold=st.floats(0.1, 2.0))
+def test_it_only_joins_whole_clusters_and_never_a_cannot_linked_pair(seed, n, threshold):
+    rng = np.random.default_rng(seed)
+    labels = rng.integers(-1, max(1, n // 3), n)
+    face, cloth = rng.normal(size=(n, 8)), rng.normal(size=(n, 4))
+    scene = rng.integers(-1, 3, n)
+    i, j = rng.integers(0, n, n // 2), rng.integers(0, n, n // 2)
+    keep = labels[i] != labels[j]
+    cannot = CannotLinks(i[keep], j[keep], n)
+    out = np.array(_merge(labels, face, cloth, scene, threshold, cannot, has=rng.random(n) < 0.8))
+    assert ((out == -1) == (labels == -1)).all()
+    for k in np.unique(labels[labels >= 0]):
+        assert len(np.unique(out[labels == k])) == 1
+    both = (out[cannot.i] >= 0) & (out[cannot.j] >= 0)
+    assert not (out[cannot.i] == out[cannot.j])[both].any()
