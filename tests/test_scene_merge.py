@@ -122,3 +122,52 @@ def test_it_only_joins_whole_clusters_and_never_a_cannot_linked_pair(seed, n, th
         assert len(np.unique(out[labels == k])) == 1
     both = (out[cannot.i] >= 0) & (out[cannot.j] >= 0)
     assert not (out[cannot.i] == out[cannot.j])[both].any()
+
+
+def _reference(labels, face, cloth, has, scene, merge, cannot):
+    """The scene merge as its docstring states it, by brute force: every step recomputes every centroid and
+    joins the closest allowed pair of clusters sharing a scene with clothing."""
+    labels = np.asarray(labels).copy()
+    f = face / np.linalg.norm(face, axis=1, keepdims=True)
+    c = cloth / np.linalg.norm(cloth, axis=1, keepdims=True)
+    while True:
+        ks = sorted(set(labels[labels >= 0].tolist()))
+        best = None
+        for x in ks:
+            for y in ks:
+                if x >= y or any({labels[i], labels[j]} == {x, y} for i, j in zip(cannot.i, cannot.j)):
+                    continue
+                shared = [s for s in sorted(set(scene[(labels == x) & has & (scene >= 0)].tolist()))
+                          if ((labels == y) & has & (scene == s)).any()]
+                if not shared:
+                    continue
+                sc = max(shared, key=lambda s: ((labels == x) & has & (scene == s)).sum()
+                         + ((labels == y) & has & (scene == s)).sum())
+                mean = lambda v, m: v[m].sum(0) / np.linalg.norm(v[m].sum(0))
+                d_face = np.linalg.norm(mean(f, labels == x) - mean(f, labels == y))
+                d_cloth = np.linalg.norm(mean(c, (labels == x) & has & (scene == sc))
+                                         - mean(c, (labels == y) & has & (scene == sc)))
+                d = np.hypot(merge.face_weight * d_face, merge.cloth_weight * d_cloth)
+                if d < merge.threshold and (best is None or d < best[0]):
+                    best = (d, x, y)
+        if best is None:
+            return labels
+        labels[labels == best[2]] = best[1]
+
+
+@settings(max_examples=40, deadline=None)
+@given(seed=st.integers(0, 10_000), n=st.integers(2, 30), threshold=st.floats(0.3, 1.5))
+def test_it_gives_the_partition_of_the_brute_force_merge(seed, n, threshold):
+    rng = np.random.default_rng(seed)
+    labels = rng.integers(-1, max(1, n // 2), n)
+    who = rng.integers(0, 3, n)  # three people: most clusters have a near twin
+    face = rng.normal(size=(3, 6))[who] + 0.5 * rng.normal(size=(n, 6))
+    cloth = rng.normal(size=(3, 3))[who] + 0.5 * rng.normal(size=(n, 3))
+    scene, has = rng.integers(-1, 2, n), rng.random(n) < 0.8
+    i, j = rng.integers(0, n, n // 4), rng.integers(0, n, n // 4)
+    cannot = CannotLinks(i, j, n)
+    merge = SceneMerge(scene, 1.0, 0.7, threshold)
+    ours = merge_within_scenes(labels, face.astype(np.float32), cloth.astype(np.float32), has, merge, cannot)
+    expected = _reference(labels, face, cloth, has, scene, merge, cannot)
+    pairs = lambda x: {(a, b) for a in range(n) for b in range(n) if x[a] >= 0 and x[a] == x[b]}
+    assert pairs(ours) == pairs(expected)
