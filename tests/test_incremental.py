@@ -453,15 +453,33 @@ def test_an_unnamed_piece_of_a_named_person_in_the_same_scene_and_clothes_takes_
         assert labels.tolist() == [3, 3, 7, 7, *expected]
 
 
-def test_two_people_named_in_the_clip_never_join_however_alike(monkeypatch):
-    """Persons 3 and 7 are 0.3 apart; the clip has one face of each, in the same clothes (fused 0.3 < 0.36)."""
+def test_people_named_in_the_clip_never_join_however_alike(monkeypatch):
+    """Persons 0, 7 and 9: 7 and 9 are each 0.3 from 0 (and 0.42 from each other); the clip has one face of each,
+    in the same clothes (fused 0.3 < 0.36 from person 0's)."""
     monkeypatch.setattr("person_cluster.clustering.incremental.make_clusterer", lambda cc: _Apart())
     e = np.eye(DIM)
-    p7 = _toward(e[0], e[1], 0.3)
-    table = _one_scene([e[0], e[0], p7, p7, e[0], p7], [np.eye(4)[0]] * 6, old=4)
-    labels, _, _, report = cluster_added(table, CONFIG, np.array([3, 3, 7, 7, -1, -1]),
-                                         np.array([False] * 4 + [True] * 2), 10, MARGIN)
-    assert labels.tolist() == [3, 3, 7, 7, 3, 7] and report.joined == {3: 1, 7: 1}
+    p7, p9 = _toward(e[0], e[1], 0.3), _toward(e[0], e[2], 0.3)
+    table = _one_scene([e[0], e[0], p7, p7, p9, p9, e[0], p7, p9], [np.eye(4)[0]] * 9, old=6)
+    labels, _, _, report = cluster_added(table, CONFIG, np.array([0, 0, 7, 7, 9, 9, -1, -1, -1]),
+                                         np.array([False] * 6 + [True] * 3), 10, MARGIN)
+    assert labels.tolist() == [0, 0, 7, 7, 9, 9, 0, 7, 9] and report.joined == {0: 1, 7: 1, 9: 1}
+
+
+def test_a_single_added_face_clearly_a_person_joins_them_after_one_set_aside(monkeypatch):
+    """The clip's first face is alone and no one's (set aside: smaller than min_csize); its second is clearly
+    person 0 and joins them, however small; without the scene merge, two clusters of one person add up."""
+    monkeypatch.setattr("person_cluster.clustering.incremental.make_clusterer", lambda cc: _Apart())
+    e = np.eye(DIM)
+    c = np.eye(4)
+    table = _one_scene([e[0], e[0], e[5], e[0]], [c[0], c[0], c[1], c[2]], old=2)
+    labels, _, _, report = cluster_added(table, CONFIG, np.array([0, 0, -1, -1]),
+                                         np.array([False, False, True, True]), 10, MARGIN)
+    assert labels.tolist() == [0, 0, -1, 0] and report.joined == {0: 1}
+    table = _one_scene([e[0], e[0], e[0], e[0]], [c[0], c[0], c[1], c[2]], old=2)
+    config = _config(postprocess={"scene_merge": False})
+    labels, _, _, report = cluster_added(table, config, np.array([0, 0, -1, -1]),
+                                         np.array([False, False, True, True]), 10, MARGIN)
+    assert labels.tolist() == [0, 0, 0, 0] and report.joined == {0: 2}
 
 
 def test_new_pieces_of_one_person_in_a_scene_become_one_new_person(monkeypatch):
@@ -473,3 +491,17 @@ def test_new_pieces_of_one_person_in_a_scene_become_one_new_person(monkeypatch):
     labels, _, next_free, report = cluster_added(table, CONFIG, np.array([3, 3, -1, -1]),
                                                  np.array([False, False, True, True]), 10, MARGIN)
     assert labels.tolist() == [3, 3, 10, 10] and next_free == 11 and report.new_people == 1
+
+
+def test_pieces_in_two_videos_are_not_joined_by_the_scene_merge(monkeypatch):
+    """Two added faces, identical in face and clothes, one in each of two videos: different scenes, so the merge
+    leaves them apart (each alone, set aside); in one video they are one new person."""
+    monkeypatch.setattr("person_cluster.clustering.incremental.make_clusterer", lambda cc: _Apart())
+    e = np.eye(DIM)
+    for second, expected in (("w.mp4", [-1, -1]), ("v.mp4", [10, 10])):
+        table = _clothed([e[0], e[0], e[5], e[5]], [np.eye(4)[0]] * 4, sources=["p0.jpg", "p1.jpg", "v.mp4", second],
+                         frames=[None, None, 0, 1000])
+        table = dataclasses.replace(table, has_cloth=np.array([False, False, True, True]))
+        labels, _, _, _ = cluster_added(table, CONFIG, np.array([3, 3, -1, -1]),
+                                        np.array([False, False, True, True]), 10, MARGIN)
+        assert labels.tolist() == [3, 3, *expected]

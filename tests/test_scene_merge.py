@@ -69,6 +69,23 @@ def test_a_pair_at_the_threshold_is_not_joined():
     face = [E[0], _toward(E[0], E[1], 0.3)]
     assert _merge([0, 1], face, [E[0]] * 2, [0, 0], threshold=0.30001) == [0, 0]
     assert _merge([0, 1], face, [E[0]] * 2, [0, 0], threshold=0.29999) == [0, 1]
+    assert _merge([0, 1], [E[0]] * 2, [E[0]] * 2, [0, 0], threshold=0.0) == [0, 1]  # distance 0, not below 0
+
+
+def test_a_distance_measured_before_a_join_is_not_used_after_it():
+    """A (cluster 0) is 0.2 from B and 0.22 from C, on the other side. A and B join first; their centroid is then
+    0.32 from C, still below 0.36, so C joins; with C at 0.3 from A the joined centroid is 0.4 away and C stays,
+    though its distance to A alone, measured before the join, was below the threshold."""
+    a = E[0]
+    b = _toward(a, -E[1], 0.2)
+    for chord, expected in ((0.22, [0, 0, 0]), (0.3, [0, 0, 1])):
+        assert _merge([0, 1, 2], [a, b, _toward(a, E[1], chord)], [E[0]] * 3, [0] * 3) == expected
+
+
+def test_a_one_dimensional_clothing_feature_is_compared_and_none_at_all_is_not():
+    assert _merge([0, 1], [E[0]] * 2, [[1.0], [1.0]], [0, 0]) == [0, 0]
+    assert _merge([0, 1], [E[0]] * 2, [[1.0], [-1.0]], [0, 0]) == [0, 1]  # clothes 2 apart: fused 1.0
+    assert _merge([0, 1], [E[0]] * 2, np.zeros((2, 0)), [0, 0]) == [0, 1]
 
 
 def test_the_weights_are_the_fusions():
@@ -104,6 +121,8 @@ def test_postprocess_runs_it_only_when_switched_on_and_given_the_scenes():
     assert postprocess(labels, face, cloth, has, cfg).tolist() == [0, 0, 1, 1]
     off = PostprocessConfig(merge_face_threshold=None, scene_merge=False)
     assert postprocess(labels, face, cloth, has, off, scenes=scenes).tolist() == [0, 0, 1, 1]
+    cannot = CannotLinks(np.array([0]), np.array([3]), 4)
+    assert postprocess(labels, face, cloth, has, cfg, cannot, scenes=scenes).tolist() == [0, 0, 1, 1]
 
 
 @settings(max_examples=60, deadline=None)
@@ -155,15 +174,17 @@ def _reference(labels, face, cloth, has, scene, merge, cannot):
         labels[labels == best[2]] = best[1]
 
 
-@settings(max_examples=40, deadline=None)
-@given(seed=st.integers(0, 10_000), n=st.integers(2, 30), threshold=st.floats(0.3, 1.5))
+@settings(max_examples=150, deadline=None)
+@given(seed=st.integers(0, 10_000), n=st.integers(2, 40), threshold=st.floats(0.3, 1.5))
 def test_it_gives_the_partition_of_the_brute_force_merge(seed, n, threshold):
+    """Random pieces of three people over three scenes and photos: one example in ten or so tells a stale distance,
+    or a scene's face count kept wrong after a join, from the right one."""
     rng = np.random.default_rng(seed)
     labels = rng.integers(-1, max(1, n // 2), n)
     who = rng.integers(0, 3, n)  # three people: most clusters have a near twin
     face = rng.normal(size=(3, 6))[who] + 0.5 * rng.normal(size=(n, 6))
     cloth = rng.normal(size=(3, 3))[who] + 0.5 * rng.normal(size=(n, 3))
-    scene, has = rng.integers(-1, 2, n), rng.random(n) < 0.8
+    scene, has = rng.integers(-1, 3, n), rng.random(n) < 0.8
     i, j = rng.integers(0, n, n // 4), rng.integers(0, n, n // 4)
     cannot = CannotLinks(i, j, n)
     merge = SceneMerge(scene, 1.0, 0.7, threshold)
