@@ -112,7 +112,7 @@ def merge_within_scenes(labels: np.ndarray, face: np.ndarray, cloth: np.ndarray,
     labels = compact(labels)
     scene = np.asarray(merge.scene, np.int64)
     rows = (labels >= 0) & np.asarray(has_cloth, bool) & (scene >= 0)
-    k = int(labels.max()) + 1
+    k = int(labels.max(initial=-1)) + 1  # no faces at all: k = 0
     if k < 2 or not rows.any() or cloth.shape[1] == 0 or merge.cloth_weight <= 0:
         return labels
     f, c = l2_normalize(face), l2_normalize(cloth)

@@ -107,6 +107,11 @@ def test_the_scene_where_the_two_have_the_most_faces_decides_their_clothing():
         assert _merge([0] * 4 + [1] * 4, [E[0]] * 8, cloth, scene) == expected
 
 
+def test_no_faces_at_all_is_no_cluster():
+    assert _merge(np.zeros(0, np.int64), np.zeros((0, 8)), np.zeros((0, 4)), np.zeros(0, np.int64)) == []
+    assert _merge([-1, -1], [E[0]] * 2, [E[0]] * 2, [0, 0]) == [-1, -1]
+
+
 def test_unassigned_faces_stay_unassigned_and_clusters_are_renumbered_by_size():
     face, cloth = [E[0]] * 5, [E[0]] * 5
     assert _merge([-1, 1, 1, 0, -1], face, cloth, [0] * 5) == [-1, 0, 0, 0, -1]
