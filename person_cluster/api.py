@@ -92,6 +92,12 @@ class ItemFeatures:
     fusion: Fusion
     good: np.ndarray  # (items,) bool: the item may form clusters (its best face passes the quality gate)
 
+    def face_scenes(self, items: Tracks) -> np.ndarray:
+        """Each face's clothing group, its item's (-1: a photo), for postprocess's scene merge; where clothing is
+        always compared (no groups), one group for all."""
+        group = self.fusion.group
+        return np.zeros(len(items.ids), np.int64) if group is None else group[items.ids]
+
 
 def item_features(table: FaceTable, items: Tracks, config: Config) -> ItemFeatures:
     """Each item's fused features: its mean face descriptor and clothing feature over its good faces (all of them
@@ -134,9 +140,7 @@ def prepare_clustering(table: FaceTable, config: Config, applied: Applied | None
     between = cannot.map(tracks.ids)
     if len(between):
         distances.forbid(between, FAR)
-    group = features.fusion.group
-    scene = np.zeros(len(table), np.int64) if group is None else group[tracks.ids]
-    return ClusteringInput(table, tracks, cannot, distances, features.good, scene)
+    return ClusteringInput(table, tracks, cannot, distances, features.good, features.face_scenes(tracks))
 
 
 def _face_quality(table: FaceTable, tracks: Tracks, config: Config) -> tuple[np.ndarray, np.ndarray]:
@@ -183,7 +187,7 @@ def cluster_table(table: FaceTable, config: Config, prepared: ClusteringInput | 
     between = prepared.cannot.map(prepared.tracks.ids)
     cc = config.clustering
     qc = config.quality
-    gate = QualityGate(make_clusterer(config.clustering), qc.assign_distance, qc.assign_margin, between)
+    gate = QualityGate(make_clusterer(cc), qc.assign_distance, qc.assign_margin, between)
     labels = gate.fit_predict(prepared.distances, prepared.good)
     log.info("quality gate: %d tracks formed the clusters, %d poor ones joined one by the margin rule, %d "
              "poor ones were clustered among themselves", gate.report.good, gate.report.assigned, gate.report.own)

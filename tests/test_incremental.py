@@ -505,3 +505,16 @@ def test_pieces_in_two_videos_are_not_joined_by_the_scene_merge(monkeypatch):
         labels, _, _, _ = cluster_added(table, CONFIG, np.array([3, 3, -1, -1]),
                                         np.array([False, False, True, True]), 10, MARGIN)
         assert labels.tolist() == [3, 3, *expected]
+
+
+def test_clusters_matched_to_person_zero_start_as_one_and_never_join_another_named_person(monkeypatch):
+    """Two added faces of person 0 (both exactly person 0's face; each its own cluster) and one of person 7, 0.3
+    away. The second face of 0 wears 7's clothes (fused 0.3 from 7's face in the clip): as part of person 0, which
+    starts as one cluster cannot-linked with 7's, it stays person 0."""
+    monkeypatch.setattr("person_cluster.clustering.incremental.make_clusterer", lambda cc: _Apart())
+    e, c = np.eye(DIM), np.eye(4)
+    p7 = _toward(e[0], e[1], 0.3)
+    table = _one_scene([e[0], e[0], p7, p7, e[0], e[0], p7], [c[3]] * 4 + [c[0], c[1], c[1]], old=4)
+    labels, _, _, report = cluster_added(table, CONFIG, np.array([0, 0, 7, 7, -1, -1, -1]),
+                                         np.array([False] * 4 + [True] * 3), 10, MARGIN)
+    assert labels.tolist() == [0, 0, 7, 7, 0, 0, 7] and report.joined == {0: 2, 7: 1}

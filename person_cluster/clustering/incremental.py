@@ -100,8 +100,8 @@ def cluster_added(table: FaceTable, config: Config, fixed: np.ndarray, added: np
             matched[n] = placed[members] = person
     group = np.arange(len(clusters))
     if config.postprocess.scene_merge:
-        group = _merge_within_scenes(table, items, first, fusion, pool, np.searchsorted(clusters, pool_labels),
-                                     matched, same_frame, config)
+        group = _merge_within_scenes(table, items, first, features.face_scenes(items), fusion, pool,
+                                     np.searchsorted(clusters, pool_labels), matched, same_frame, config)
     for g in np.unique(group):
         members = pool[np.isin(pool_labels, clusters[group == g])]
         person = int(matched[group == g].max())  # at most one person per group
@@ -122,13 +122,14 @@ def cluster_added(table: FaceTable, config: Config, fixed: np.ndarray, added: np
     return labels, tracks, next_free, report
 
 
-def _merge_within_scenes(table: FaceTable, items: Tracks, first: np.ndarray, fusion: Fusion, pool: np.ndarray,
-                         pool_cluster: np.ndarray, matched: np.ndarray, cannot: CannotLinks,
+def _merge_within_scenes(table: FaceTable, items: Tracks, first: np.ndarray, scene: np.ndarray, fusion: Fusion,
+                         pool: np.ndarray, pool_cluster: np.ndarray, matched: np.ndarray, cannot: CannotLinks,
                          config: Config) -> np.ndarray:
     """The group of each of the pool's clusters after the scene merge of a full clustering
     (:func:`~..postprocess.merge_within_scenes`), so that a person's pieces in the added clip that the match left
     unnamed join the piece that was named. Clusters ``matched`` to one person start as one; two people never
-    join. ``pool_cluster``: each pool item's cluster (0..); ``first``: each item's first face."""
+    join. ``pool_cluster``: each pool item's cluster (0..); ``first``: each item's first face; ``scene``: each
+    face's (ItemFeatures.face_scenes)."""
     from ..postprocess import SceneMerge, merge_within_scenes
 
     persons = np.unique(matched[matched >= 0])
@@ -136,15 +137,14 @@ def _merge_within_scenes(table: FaceTable, items: Tracks, first: np.ndarray, fus
     item_labels = np.full(items.count, -1, np.int64)
     item_labels[pool] = start[pool_cluster]
     face_labels = item_labels[items.ids]
-    # A face of each person named in the clip, cannot-linked with one of every other.
-    one = first[pool][[np.flatnonzero(start[pool_cluster] == p)[0] for p in range(len(persons))]]
+    # A face of each person named in the clip (their start labels are the lowest: 0..), cannot-linked with one of
+    # every other.
+    one = first[pool][np.unique(start[pool_cluster], return_index=True)[1][:len(persons)]]
     i, j = np.triu_indices(len(one), 1)
     cannot = CannotLinks(np.concatenate([cannot.i, one[i]]), np.concatenate([cannot.j, one[j]]), len(table))
-    scene = np.zeros(len(table), np.int64) if fusion.group is None else fusion.group[items.ids]
     merge = SceneMerge(scene, fusion.face_weight, fusion.cloth_weight, config.clustering.distance_threshold)
     merged = merge_within_scenes(face_labels, table.face, table.cloth, table.has_cloth, merge, cannot)
-    at = first[pool][[np.flatnonzero(pool_cluster == n)[0] for n in range(len(matched))]]
-    return merged[at]
+    return merged[first[pool][np.unique(pool_cluster, return_index=True)[1]]]  # each cluster's first face
 
 
 def _subset(fusion: Fusion, idx: np.ndarray) -> Fusion:
