@@ -97,6 +97,10 @@ class FaceConfig:
     batch_size: int = 32  # chips per onnxruntime call
     num_jitters: int = field(default=0, metadata=EXTRACTED)  # dlib re-samples the chip this many times; 0 is fastest
     padding: float = field(default=0.25, metadata=EXTRACTED)  # dlib chip padding around the aligned face
+    # Which points align the chip: "both" dlib's 5-point landmark model and the detector's five points together,
+    # "detector" the detector's alone, "dlib" dlib's alone (as before). Faces whose detector gives no points (hog,
+    # cnn) are aligned as with "dlib". embedding/face.py says why and what was measured.
+    align: str = field(default="both", metadata=EXTRACTED)
     # Also describe the mirrored chip (a second descriptor pass): for fusion.mirror_average, and for the quality
     # gate's cue of how far apart the two are (see quality.py). Off by default, as both are (README, quality).
     flip: bool = field(default=False, metadata=EXTRACTED)
@@ -109,6 +113,7 @@ class FaceConfig:
         _require(self.num_jitters == 0 or self.backend == "dlib", "face.num_jitters",
                  "jittering is done by dlib: set face.backend: dlib to use num_jitters > 0")
         _require(0 <= self.padding <= 1, "face.padding", "must be 0..1")
+        _require(self.align in ("both", "detector", "dlib"), "face.align", "must be 'both', 'detector' or 'dlib'")
 
 
 @dataclass
@@ -422,7 +427,7 @@ EXTRACTION_KEYS: tuple[str, ...] = tuple(
 # Extraction settings added after OUTs were first written, with the value an OUT written without them was extracted
 # with (before cloth.colour, clothing was the CNN's features alone). An OUT's stored config and its cache's record of
 # the extraction read a missing one as this; a config file that leaves one out gets the default, as for any key.
-EARLIER: dict[str, Any] = {"cloth.colour": False}
+EARLIER: dict[str, Any] = {"cloth.colour": False, "face.align": "dlib"}
 
 
 def _upgrade(data: dict[str, Any]) -> dict[str, Any]:

@@ -64,7 +64,7 @@ class FrameAnalyzer:
         from .embedding.face import FaceAligner
 
         self.detect = make_detector(detection)
-        self.align = FaceAligner(face.padding)
+        self.align = FaceAligner(face.padding, face.align)
 
     def __call__(self, image: np.ndarray) -> list[FaceCandidate]:
         rgb = cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
@@ -74,7 +74,7 @@ class FrameAnalyzer:
             bbox = det.box.clip(w, h)
             # A box can reach past the frame edge; one with (almost) nothing inside the frame has no usable crop.
             if min(bbox.width, bbox.height) >= 2:
-                chip = self.align(rgb, det.box)
+                chip = self.align(rgb, det.box, det.landmarks)
                 out.append(FaceCandidate(det, bbox, chip, chip_sharpness(chip)))
         return out
 

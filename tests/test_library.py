@@ -136,20 +136,21 @@ def test_add_refuses_another_extraction_setting_and_unusable_inputs_changing_not
 
 
 def test_add_extracts_as_an_out_written_before_a_setting_existed(tmp_path):
-    """An OUT from before cloth.colour (its clothing: the CNN's features alone) records neither the key nor
-    "+hsv" in its clothing model: add must extract the new input as that OUT was, not with today's default."""
+    """An OUT from before cloth.colour and face.align (its clothing: the CNN's features alone; its chips aligned by
+    dlib's landmarks alone) records neither key nor "+hsv" in its clothing model: add must extract the new input
+    as that OUT was, not with today's defaults."""
     from conftest import VIDEOS, need
 
     from person_cluster.cache import CACHE_NAME, FeatureCache
 
     out = tmp_path / "out"
-    api.run([str(need(VIDEOS) / HAMILTON)], out, Config().with_overrides({"cloth.colour": False,
-                                                                         "sampling.capture_interval_sec": 2.0}),
-            progress=False)
+    old = Config().with_overrides({"cloth.colour": False, "face.align": "dlib", "sampling.capture_interval_sec": 2.0})
+    api.run([str(need(VIDEOS) / HAMILTON)], out, old, progress=False)
     with FeatureCache.open_existing(out / CACHE_NAME) as cache:
         for key in ("config", "extraction"):
             meta = cache.get_meta(key)
-            del (meta["cloth"] if key == "config" else meta["extraction"]["cloth"])["colour"]
+            settings = meta if key == "config" else meta["extraction"]
+            del settings["cloth"]["colour"], settings["face"]["align"]
             cache.set_meta(key, meta)
         dim = cache.load_table().cloth.shape[1]
     r = _cli("add", str(out), _clip(KITCHEN))
@@ -158,6 +159,17 @@ def test_add_extracts_as_an_out_written_before_a_setting_existed(tmp_path):
         table = cache.load_table()
     assert table.cloth.shape[1] == dim == 24  # features.3 alone, for the old input and the added one
     assert {Path(s).name for s in table.sources} == {HAMILTON, KITCHEN}
+    # The added clip's chips were aligned by dlib's landmarks alone: its descriptors are those of a run with
+    # face.align: dlib, not today's.
+    kitchen = np.array([Path(s).name == KITCHEN for s in table.sources])
+    alone = tmp_path / "alone"
+    for align, same in (("dlib", True), ("both", False)):
+        shutil.rmtree(alone, ignore_errors=True)
+        api.run([_clip(KITCHEN)], alone, old.with_overrides({"face.align": align}), progress=False)
+        with FeatureCache.open_existing(alone / CACHE_NAME) as cache:
+            face = cache.load_table().face
+        assert face.shape == table.face[kitchen].shape
+        assert np.allclose(face, table.face[kitchen], atol=1e-4) is same, align
 
 
 def test_people_and_name_for_scripts(kitchen):
