@@ -21,13 +21,12 @@ import sys
 from pathlib import Path
 
 import numpy as np
-from benchmark_quality import DATASETS, ROOT
+from benchmark_quality import DATASETS, ROOT, cached
 from sklearn.metrics import roc_auc_score
 
 from person_cluster import api
-from person_cluster.cache import CACHE_NAME, FeatureCache
-from person_cluster.config import Config
-from person_cluster.evaluation import load_truth, score
+from person_cluster.cache import CACHE_NAME
+from person_cluster.evaluation import score
 from person_cluster.fusion import l2_normalize
 
 THRESHOLDS = (0.32, 0.34, 0.36, 0.38, 0.40)
@@ -61,10 +60,7 @@ def main() -> None:
             if not (out / CACHE_NAME).exists():
                 print(f"# {out}: not extracted (run evaluation/benchmark_quality.py)", file=sys.stderr)
                 continue
-            with FeatureCache.open_existing(out / CACHE_NAME) as cache:
-                table, frames = cache.load_table(), cache.frames()
-                config = Config.from_stored(cache.get_meta("config"))
-            match = load_truth(str(truth)).match(table.sources, table.frames, table.bboxes, frames)
+            table, match, config = cached(out, str(truth))
             auc = descriptor_auc(table.face, np.asarray(match.faces), np.asarray(match.identities))
             prepared = api.prepare_clustering(table, config)  # the distances do not depend on the threshold
             scores = []

@@ -22,7 +22,7 @@ Methods: the seeds' baselines (DBSCAN eps 0.5 on raw descriptors; seed 004's rel
 Chinese whispers at 0.5), this project's default, the default as it was at 82f5774 (clothing within 10 s, no
 track checks, no scene merge), and the default with one mechanism switched (scenes, track checks, the scene
 merge, the quality gate, the mirror average, HAC or FINCH instead of Chinese whispers); and on the three videos, the default on other clothing
-features (``CLOTHING``: the later stage alone, as at 6d28113, and the early stage without the colour
+features (``FEATURES``: the later stage alone, as at 6d28113, and the early stage without the colour
 histograms), each extracted once more; and the default on features whose chips were aligned by one set of points
 (``face.align``: dlib's landmarks alone, as before, or the detector's alone) instead of both.
 """
@@ -47,8 +47,9 @@ from person_cluster import api
 from person_cluster.cache import CACHE_NAME, CacheError, FeatureCache
 from person_cluster.clustering import ChineseWhispersClustering, DBSCANClustering, DenseDistances, HACClustering
 from person_cluster.config import Config
-from person_cluster.evaluation import load_truth, score
+from person_cluster.evaluation import TruthMatch, load_truth, score
 from person_cluster.postprocess import postprocess
+from person_cluster.records import FaceTable
 from person_cluster.sampling.video import probe_video, read_video_frames
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -167,10 +168,15 @@ FEATURES = {
 }
 
 
-def evaluate(name: str, out: Path, truth: str, config: Config, methods: dict | None = None) -> list[list[str]]:
+def cached(out: Path, truth: str) -> tuple[FaceTable, TruthMatch, Config]:
+    """OUT's cached faces, those of them that ``truth`` labels, and the config OUT was run with."""
     with FeatureCache.open_existing(out / CACHE_NAME) as cache:
-        table, sampled = cache.load_table(), cache.frames()
-    match = load_truth(truth).match(table.sources, table.frames, table.bboxes, sampled)
+        table, sampled, stored = cache.load_table(), cache.frames(), cache.get_meta("config")
+    return table, load_truth(truth).match(table.sources, table.frames, table.bboxes, sampled), Config.from_stored(stored)
+
+
+def evaluate(name: str, out: Path, truth: str, config: Config, methods: dict | None = None) -> list[list[str]]:
+    table, match, _ = cached(out, truth)
     rows = []
     for method_name, method in (methods or METHODS).items():
         started = time.perf_counter()

@@ -1,4 +1,4 @@
-"""dlib's ResNet face descriptor (128-d), computed on a chip aligned with the 5-point landmarks.
+"""dlib's ResNet face descriptor (128-d), computed on a chip aligned by five or ten facial points.
 
 Two steps, because they run in different places:
 - :class:`FaceAligner` (in the worker threads, beside detection): the aligned 150x150 chip that dlib's network
@@ -100,14 +100,15 @@ class FaceAligner:
         """The aligned (150, 150, 3) uint8 RGB chip of the face in ``box``; ``points``: the detector's five, in
         frame pixels, where it has them."""
         rect = dlib.rectangle(box.left, box.top, box.right - 1, box.bottom - 1)
-        if points is not None and np.ptp(np.asarray(points, np.float64), axis=0).max() < 1:
-            points = None  # five points within one pixel: no similarity to fit
-        if self.align == "detector" and points is not None:
-            return warp_chip(rgb, similarity(np.asarray(points, np.float64), self.detector_template))
+        found = None if points is None else np.asarray(points, np.float64)
+        if found is not None and np.ptp(found, axis=0).max() < 1:
+            found = None  # five points within one pixel: no similarity to fit
+        if self.align == "detector" and found is not None:
+            return warp_chip(rgb, similarity(found, self.detector_template))
         shape = self.landmarks(rgb, rect)
-        if self.align == "both" and points is not None:
+        if self.align == "both" and found is not None:
             own = np.array([[p.x, p.y] for p in shape.parts()], np.float64)
-            src = np.concatenate([np.asarray(points, np.float64), own])
+            src = np.concatenate([found, own])
             return warp_chip(rgb, similarity(src, np.concatenate([self.detector_template, self.dlib_template])))
         return dlib.get_face_chip(rgb, shape, size=CHIP_SIZE, padding=self.padding)
 
