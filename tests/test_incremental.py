@@ -303,7 +303,7 @@ def test_a_cluster_joins_a_person_only_strictly_nearer_than_the_threshold_and_by
     item_label = np.array([-3, 3, 7])
     members, people = np.array([0]), np.array([1, 2])
     assert _clear_match(fusion, members, people, item_label, d1, 0.0) is None  # at the threshold: not nearer
-    assert _clear_match(fusion, members, people, item_label, 0.36, d2 - d1) == 3  # exactly the margin: enough
+    assert _clear_match(fusion, members, people, item_label, 0.36, d2 - d1) == (3, d1)  # exactly the margin: enough
     assert _clear_match(fusion, members, people, item_label, 0.36, np.nextafter(d2 - d1, 1)) is None
 
 
@@ -320,7 +320,7 @@ def test_of_people_equally_near_the_smallest_number_is_taken_when_no_margin_is_a
     x = np.array([_point(rng, 0, spread=0.0)] + [ring[v] for v in level])
     fusion = Fusion(x, np.zeros((len(x), 0)), np.zeros(len(x), bool))
     item_label = np.concatenate([[-3], np.arange(len(level))])
-    assert _clear_match(fusion, np.array([0]), np.arange(1, len(x)), item_label, 0.36, 0.0) == 2
+    assert _clear_match(fusion, np.array([0]), np.arange(1, len(x)), item_label, 0.36, 0.0)[0] == 2
 
 
 def test_person_zero_is_a_person_like_any_other():
@@ -433,7 +433,8 @@ def _one_scene(faces, cloths, old: int) -> FaceTable:
 def test_an_unnamed_piece_of_a_named_person_in_the_same_scene_and_clothes_takes_the_name(monkeypatch):
     """Person 3 at e0, person 7 at chord 0.6 from it. Added: a face at e0 (clearly 3) and one 0.3 from it but only
     0.02 nearer 3 than 7 (no clear match). In the same clothes their fused distance is 0.3 < 0.36: the second is
-    3 as well; in other clothes it is 0.77, and alone it stays unassigned; with the scene merge off, too."""
+    3 as well. In other clothes (0.77) it is someone else than the scene's 3, so 3 is no rival on its second look,
+    and it is 7 (0.32 < 0.36); with the scene merge off there is no second look, and alone it stays unassigned."""
     monkeypatch.setattr("person_cluster.clustering.incremental.make_clusterer", lambda cc: _Apart())
     e = np.eye(DIM)
     p7 = _toward(e[0], e[1], 0.6)
@@ -446,7 +447,7 @@ def test_an_unnamed_piece_of_a_named_person_in_the_same_scene_and_clothes_takes_
     fixed = np.array([3, 3, 7, 7, -1, -1])
     added = np.array([False] * 4 + [True] * 2)
     c = np.eye(4)
-    for cloth, config, expected in (([c[0], c[0]], CONFIG, [3, 3]), ([c[0], c[1]], CONFIG, [3, -1]),
+    for cloth, config, expected in (([c[0], c[0]], CONFIG, [3, 3]), ([c[0], c[1]], CONFIG, [3, 7]),
                                     ([c[0], c[0]], _config(postprocess={"scene_merge": False}), [3, -1])):
         table = _one_scene(faces, [c[3]] * 4 + cloth, old=4)
         labels, _, _, _ = cluster_added(table, config, fixed, added, 10, MARGIN)
@@ -507,14 +508,49 @@ def test_pieces_in_two_videos_are_not_joined_by_the_scene_merge(monkeypatch):
         assert labels.tolist() == [3, 3, *expected]
 
 
-def test_clusters_matched_to_person_zero_start_as_one_and_never_join_another_named_person(monkeypatch):
-    """Two added faces of person 0 (both exactly person 0's face; each its own cluster) and one of person 7, 0.3
-    away. The second face of 0 wears 7's clothes (fused 0.3 from 7's face in the clip): as part of person 0, which
-    starts as one cluster cannot-linked with 7's, it stays person 0."""
+def test_of_two_pieces_matched_to_one_person_in_other_clothes_in_one_scene_the_nearer_keeps_the_name(monkeypatch):
+    """Person 0 at e0, person 7 far away. Added in one scene: a face at e0 and one 0.2 from it (each its own
+    cluster, both clearly person 0), in other clothes (fused 0.73 apart): within a scene a person wears one set of
+    clothes, so only the nearer (the face at e0) is person 0, whichever comes first; the other is no one (alone:
+    unassigned). In the same clothes both are person 0; in two videos (two scenes) too."""
     monkeypatch.setattr("person_cluster.clustering.incremental.make_clusterer", lambda cc: _Apart())
     e, c = np.eye(DIM), np.eye(4)
-    p7 = _toward(e[0], e[1], 0.3)
-    table = _one_scene([e[0], e[0], p7, p7, e[0], e[0], p7], [c[3]] * 4 + [c[0], c[1], c[1]], old=4)
-    labels, _, _, report = cluster_added(table, CONFIG, np.array([0, 0, 7, 7, -1, -1, -1]),
-                                         np.array([False] * 4 + [True] * 3), 10, MARGIN)
-    assert labels.tolist() == [0, 0, 7, 7, 0, 0, 7] and report.joined == {0: 2, 7: 1}
+    near, off = e[0], _toward(e[0], e[1], 0.2)
+    fixed, added = np.array([0, 0, 7, 7, -1, -1]), np.array([False] * 4 + [True] * 2)
+    for faces, cloths, expected in (([near, off], [c[0], c[1]], [0, -1]), ([off, near], [c[0], c[1]], [-1, 0]),
+                                    ([off, near], [c[0], c[0]], [0, 0])):
+        table = _one_scene([e[0], e[0], e[5], e[5], *faces], [c[3]] * 4 + cloths, old=4)
+        labels, _, _, _ = cluster_added(table, CONFIG, fixed, added, 10, MARGIN)
+        assert labels.tolist() == [0, 0, 7, 7, *expected]
+    table = _clothed([e[0], e[0], e[5], e[5], near, off], [c[3]] * 4 + [c[0], c[1]],
+                     sources=["p0.jpg", "p1.jpg", "p2.jpg", "p3.jpg", "v.mp4", "w.mp4"], frames=[None] * 4 + [0, 0])
+    table = dataclasses.replace(table, has_cloth=np.array([False] * 4 + [True] * 2))
+    labels, _, _, _ = cluster_added(table, CONFIG, fixed, added, 10, MARGIN)
+    assert labels.tolist() == [0, 0, 7, 7, 0, 0]
+
+
+def _between(p3: np.ndarray, p7: np.ndarray, d3: float, d7: float) -> np.ndarray:
+    """A unit vector ``d3`` from unit ``p3`` and ``d7`` from unit ``p7`` (both in the plane of e0 and e1), out of
+    that plane along e2."""
+    x = np.linalg.solve(np.array([p3[:2], p7[:2]]), [1 - d3 ** 2 / 2, 1 - d7 ** 2 / 2])
+    v = np.zeros(DIM)
+    v[:2], v[2] = x, np.sqrt(1 - x @ x)
+    return v
+
+
+def test_a_piece_about_as_near_two_people_is_the_one_not_elsewhere_in_its_scene(monkeypatch):
+    """Persons 3 and 7 at chord 0.3 from each other. Added in one scene: a face at person 7's (clearly 7), and
+    one 0.25 from person 3 and 0.27 from person 7 in other clothes (no clear match: the margin is 0.05). 7 is
+    another group of the scene, so on its second look 7 is no rival and it is 3. Not if 3 is 0.37 away (beyond
+    the threshold); and as photos (no scene) there is no second look: it stays unassigned."""
+    monkeypatch.setattr("person_cluster.clustering.incremental.make_clusterer", lambda cc: _Apart())
+    e, c = np.eye(DIM), np.eye(4)
+    p3, p7 = e[0], _toward(e[0], e[1], 0.3)
+    fixed, added = np.array([3, 3, 7, 7, -1, -1]), np.array([False] * 4 + [True] * 2)
+    for piece, expected in ((_between(p3, p7, 0.25, 0.27), 3), (_between(p3, p7, 0.37, 0.38), -1)):
+        table = _one_scene([p3, p3, p7, p7, p7, piece], [c[3]] * 4 + [c[0], c[1]], old=4)
+        labels, _, _, _ = cluster_added(table, CONFIG, fixed, added, 10, MARGIN)
+        assert labels.tolist() == [3, 3, 7, 7, 7, expected]
+    table = _table([p3, p3, p7, p7, p7, _between(p3, p7, 0.25, 0.27)])
+    labels, _, _, _ = cluster_added(table, CONFIG, fixed, added, 10, MARGIN)
+    assert labels.tolist() == [3, 3, 7, 7, 7, -1]

@@ -9,7 +9,10 @@ at least ``library.margin`` further, and it holds no face of a frame where that 
 is a new person. A wrong name is worse than a missing one, so a new cluster that is about as near two people joins
 neither. Then the scene merge of a full clustering (:func:`~..postprocess.merge_within_scenes`) runs over the new
 clusters: a piece of a person that matched no one joins, within its scene, the piece that did (and takes its
-person), or other unmatched pieces; two people are never joined.
+person), or other unmatched pieces; two people are never joined. A person wears one set of clothes within a
+scene, so the groups the merge leaves apart in one scene are different people: of those that matched one person,
+only the nearest match keeps them (:func:`_one_per_scene`), and a group that matched no one has a second look in
+which the people already placed elsewhere in its scene are no rivals (:func:`_match_the_rest`).
 
 Costs O(added items x items) distances, never all pairs of the library: adding a 33-s clip to an OUT of 100,000
 faces computes a few million distances instead of five billion.
@@ -84,24 +87,26 @@ def cluster_added(table: FaceTable, config: Config, fixed: np.ndarray, added: np
     if len(links):
         pool_labels = links.split(pool_labels, distances.among)
     people = np.flatnonzero(item_label >= 0)
-    usable = people[good[people]] if good[people].any() else people
-    # Who each item is so far, to keep two faces of one frame out of one person: a cluster never joins a person
-    # who holds a face of one of its frames, nor one that an earlier cluster of such a frame joined.
-    placed = item_label.copy()
     linked = np.concatenate([cannot.i, cannot.j]), np.concatenate([cannot.j, cannot.i])
+    matcher = _Matcher(fusion, people[good[people]] if good[people].any() else people, item_label, linked,
+                       cc.distance_threshold, margin)
     clusters = np.unique(pool_labels)
+    pool_cluster = np.searchsorted(clusters, pool_labels)  # each pool item's cluster, 0..
     matched = np.full(len(clusters), -1, np.int64)  # each cluster's person, -1: no one clearly
-    for n, cluster in enumerate(clusters):
-        members = pool[pool_labels == cluster]
-        person = _clear_match(fusion, members, usable, item_label, cc.distance_threshold, margin)
-        if person is not None and person in placed[linked[1][np.isin(linked[0], members)]]:
-            person = None  # nearest to someone it cannot be: a new person rather than a wrong one
-        if person is not None:
-            matched[n] = placed[members] = person
+    score = np.full(len(clusters), np.inf)  # and its distance to them
+    for n in range(len(clusters)):
+        match = matcher.match(pool[pool_cluster == n])
+        if match is not None:
+            matched[n], score[n] = match
+            matcher.place(pool[pool_cluster == n], match[0])
     group = np.arange(len(clusters))
     if config.postprocess.scene_merge:
-        group = _merge_within_scenes(table, items, first, features.face_scenes(items), fusion, pool,
-                                     np.searchsorted(clusters, pool_labels), matched, same_frame, config)
+        scene = features.face_scenes(items)
+        pool_scene = scene[first[pool]]
+        group = _merge_within_scenes(table, items, first, scene, fusion, pool, pool_cluster, matched, same_frame,
+                                     config)
+        matched = _one_per_scene(group, matched, score, pool_cluster, pool_scene)
+        matched = _match_the_rest(matcher, group, matched, pool, pool_cluster, pool_scene)
     for g in np.unique(group):
         members = pool[np.isin(pool_labels, clusters[group == g])]
         person = int(matched[group == g].max())  # at most one person per group
@@ -122,29 +127,99 @@ def cluster_added(table: FaceTable, config: Config, fixed: np.ndarray, added: np
     return labels, tracks, next_free, report
 
 
-def _merge_within_scenes(table: FaceTable, items: Tracks, first: np.ndarray, scene: np.ndarray, fusion: Fusion,
-                         pool: np.ndarray, pool_cluster: np.ndarray, matched: np.ndarray, cannot: CannotLinks,
-                         config: Config) -> np.ndarray:
+def _merge_within_scenes(table: FaceTable, items: Tracks, first: np.ndarray, scene: np.ndarray, fusion: Fusion, pool: np.ndarray, pool_cluster: np.ndarray, matched: np.ndarray,
+                         cannot: CannotLinks, config: Config) -> np.ndarray:
     """The group of each of the pool's clusters after the scene merge of a full clustering
     (:func:`~..postprocess.merge_within_scenes`), so that a person's pieces in the added clip that the match left
-    unnamed join the piece that was named. Clusters ``matched`` to one person start as one; two people never
-    join. ``pool_cluster``: each pool item's cluster (0..); ``first``: each item's first face; ``scene``: each
-    face's (ItemFeatures.face_scenes)."""
+    unnamed join the piece that was named. Clusters ``matched`` to two people never join; two matched to one
+    person join only as any two clusters do (their clothes in the scene agree), so that the merge can tell which
+    of them is not that person (:func:`_one_per_scene`). ``pool_cluster``: each pool item's cluster (0..);
+    ``first``: each item's first face; ``scene``: each face's (ItemFeatures.face_scenes)."""
     from ..postprocess import SceneMerge, merge_within_scenes
 
-    persons = np.unique(matched[matched >= 0])
-    start = np.where(matched >= 0, np.searchsorted(persons, matched), len(persons) + np.arange(len(matched)))
     item_labels = np.full(items.count, -1, np.int64)
-    item_labels[pool] = start[pool_cluster]
+    item_labels[pool] = pool_cluster
     face_labels = item_labels[items.ids]
-    # A face of each person named in the clip (their start labels are the lowest: 0..), cannot-linked with one of
-    # every other.
-    one = first[pool][np.unique(start[pool_cluster], return_index=True)[1][:len(persons)]]
+    # A face of each cluster that matched someone, cannot-linked with one of each cluster that matched another.
+    one = first[pool][np.unique(pool_cluster, return_index=True)[1]]
     i, j = np.triu_indices(len(one), 1)
+    keep = (matched[i] >= 0) & (matched[j] >= 0) & (matched[i] != matched[j])
+    i, j = i[keep], j[keep]
     cannot = CannotLinks(np.concatenate([cannot.i, one[i]]), np.concatenate([cannot.j, one[j]]), len(table))
     merge = SceneMerge(scene, fusion.face_weight, fusion.cloth_weight, config.clustering.distance_threshold)
     merged = merge_within_scenes(face_labels, table.face, table.cloth, table.has_cloth, merge, cannot)
     return merged[first[pool][np.unique(pool_cluster, return_index=True)[1]]]  # each cluster's first face
+
+
+@dataclass
+class _Matcher:
+    """Matches clusters of added items with OUT's people (:func:`_clear_match`), and keeps two faces of one frame
+    out of one person: a cluster never joins a person who holds a face of one of its frames, nor one that an
+    earlier cluster of such a frame joined (:meth:`place`)."""
+
+    fusion: Fusion
+    people: np.ndarray  # the items OUT's people are compared by
+    item_label: np.ndarray  # each item's person (>= 0) in OUT
+    linked: tuple[np.ndarray, np.ndarray]  # cannot-linked items, both ways
+    threshold: float
+    margin: float
+
+    def __post_init__(self) -> None:
+        self.placed = self.item_label.copy()  # each item's person so far
+
+    def match(self, members: np.ndarray, exclude: set[int] | frozenset[int] = frozenset()) -> tuple[int, float] | None:
+        """The person ``members`` clearly is, leaving out the people ``exclude``, and its distance to them."""
+        people = self.people[~np.isin(self.item_label[self.people], list(exclude))] if exclude else self.people
+        match = _clear_match(self.fusion, members, people, self.item_label, self.threshold, self.margin)
+        if match is not None and match[0] in self.placed[self.linked[1][np.isin(self.linked[0], members)]]:
+            return None  # nearest to someone it cannot be: a new person rather than a wrong one
+        return match
+
+    def place(self, members: np.ndarray, person: int) -> None:
+        self.placed[members] = person
+
+
+def _one_per_scene(group: np.ndarray, matched: np.ndarray, score: np.ndarray, pool_cluster: np.ndarray,
+                   pool_scene: np.ndarray) -> np.ndarray:
+    """``matched`` where, of the groups holding one person that share a scene, only the group of the nearest
+    match keeps the person. Within a scene a person wears one set of clothes, so two of the scene's groups that
+    the merge left apart (their clothes differ) are two people, and at most one of them is that person."""
+    matched = matched.copy()
+    for person in np.unique(matched[matched >= 0]):
+        groups = np.unique(group[matched == person])
+        if len(groups) < 2:
+            continue
+        best = [score[(group == g) & (matched == person)].min() for g in groups]
+        taken: set[int] = set()
+        for g in groups[np.argsort(best, kind="stable")]:
+            scenes = set(pool_scene[np.isin(pool_cluster, np.flatnonzero(group == g))].tolist()) - {-1}
+            if scenes & taken:
+                matched[(group == g) & (matched == person)] = -1
+            taken |= scenes
+    return matched
+
+
+def _match_the_rest(matcher: _Matcher, group: np.ndarray, matched: np.ndarray, pool: np.ndarray,
+                    pool_cluster: np.ndarray, pool_scene: np.ndarray) -> np.ndarray:
+    """``matched`` after a second look at the groups that matched no one, largest first: each is matched as one
+    (all its items), and a person who is already another group of one of its scenes is no rival, since one
+    scene's groups are different people. So a group about as near two people, of whom one is elsewhere in the
+    scene, is the other. Photos (no scene) have no second look."""
+    matched = matched.copy()
+    left = [g for g in np.unique(group) if matched[group == g].max() < 0]
+    left.sort(key=lambda g: -int(np.isin(pool_cluster, np.flatnonzero(group == g)).sum()))
+    for g in left:
+        clusters = np.flatnonzero(group == g)
+        inside = np.isin(pool_cluster, clusters)
+        scenes = set(pool_scene[inside].tolist()) - {-1}
+        taken = {int(matched[n]) for n in np.flatnonzero(matched >= 0)
+                 if scenes & set(pool_scene[pool_cluster == n].tolist())}
+        if not taken:
+            continue  # the first look saw the same rivals
+        match = matcher.match(pool[inside], exclude=taken)
+        if match is not None:  # a later group of one of these frames is in the scene: the person is taken there
+            matched[clusters] = match[0]
+    return matched
 
 
 def _subset(fusion: Fusion, idx: np.ndarray) -> Fusion:
@@ -161,8 +236,9 @@ def _nearest(fusion: Fusion, rows: np.ndarray, cols: np.ndarray, block: int = 25
 
 
 def _clear_match(fusion: Fusion, members: np.ndarray, people: np.ndarray, item_label: np.ndarray,
-                 threshold: float, margin: float) -> int | None:
-    """The person (number) the cluster ``members`` is clearly: see the module docstring; None if no one."""
+                 threshold: float, margin: float) -> tuple[int, float] | None:
+    """The person (number) the cluster ``members`` is clearly, and its distance to them: see the module
+    docstring; None if no one."""
     if len(people) == 0:
         return None
     labels = item_label[people]
@@ -175,5 +251,5 @@ def _clear_match(fusion: Fusion, members: np.ndarray, people: np.ndarray, item_l
     d1 = score[order[0]]
     d2 = score[order[1]] if len(order) > 1 else np.inf
     if d1 < threshold and d2 - d1 >= margin:
-        return int(persons[order[0]])
+        return int(persons[order[0]]), float(d1)
     return None
