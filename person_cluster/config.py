@@ -77,6 +77,10 @@ class DetectionConfig:
     upsample: int = 1  # hog/cnn: dlib upsampling passes: 1 finds faces down to ~40 px, 0 only from ~80 px
     upsample_with: str = "opencv"  # hog: "opencv" doubles the frame with OpenCV (faster), "dlib" with pyramid_up
     grayscale: bool = False  # hog: scan the luma image (a third faster; its recall: docs/speed.md)
+    # A photo in which no face is found is looked at again inside a border of this share of its longer side on
+    # every side (its edge pixels repeated): a face that fills a photo (a crop of a face) has no context around it,
+    # and the detector misses it (docs/quality.md). 0: never. Video frames never are.
+    photo_border: float = 0.5
 
     def validate(self) -> None:
         from .detection import DETECTORS
@@ -86,6 +90,7 @@ class DetectionConfig:
         _require(0 <= self.upsample <= 3, "detection.upsample", "must be 0..3")
         _require(self.max_side is None or self.max_side >= 64, "detection.max_side", "must be null or >= 64")
         _require(self.min_face_size >= 1, "detection.min_face_size", "must be >= 1")
+        _require(0 <= self.photo_border <= 2, "detection.photo_border", "must be 0..2")
 
 
 @dataclass
@@ -427,7 +432,7 @@ EXTRACTION_KEYS: tuple[str, ...] = tuple(
 # Extraction settings added after OUTs were first written, with the value an OUT written without them was extracted
 # with (before cloth.colour, clothing was the CNN's features alone). An OUT's stored config and its cache's record of
 # the extraction read a missing one as this; a config file that leaves one out gets the default, as for any key.
-EARLIER: dict[str, Any] = {"cloth.colour": False, "face.align": "dlib"}
+EARLIER: dict[str, Any] = {"cloth.colour": False, "face.align": "dlib", "detection.photo_border": 0.0}
 
 
 def _upgrade(data: dict[str, Any]) -> dict[str, Any]:

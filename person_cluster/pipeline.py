@@ -65,12 +65,16 @@ class FrameAnalyzer:
 
         self.detect = make_detector(detection)
         self.align = FaceAligner(face.padding, face.align)
+        self.photo_border = detection.photo_border
 
-    def __call__(self, image: np.ndarray) -> list[FaceCandidate]:
+    def __call__(self, image: np.ndarray, photo: bool = False) -> list[FaceCandidate]:
         rgb = cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
         h, w = image.shape[:2]
+        found = self.detect(rgb)
+        if not found and photo and self.photo_border > 0:
+            found = self.detect.with_border(rgb, self.photo_border)
         out = []
-        for det in self.detect(rgb):
+        for det in found:
             bbox = det.box.clip(w, h)
             # A box can reach past the frame edge; one with (almost) nothing inside the frame has no usable crop.
             if min(bbox.width, bbox.height) >= 2:
@@ -90,10 +94,10 @@ def _init_worker(detection: DetectionConfig, face: FaceConfig) -> None:
         _worker.analyzer, _worker.error = None, exc
 
 
-def _analyse_in_worker(image: np.ndarray) -> list[FaceCandidate]:
+def _analyse_in_worker(image: np.ndarray, photo: bool) -> list[FaceCandidate]:
     if _worker.error is not None:  # raised in the caller's thread by the frame's future: one clear error
         raise _worker.error
-    return _worker.analyzer(image)
+    return _worker.analyzer(image, photo)
 
 
 def check_models(config: Config) -> None:
@@ -119,9 +123,9 @@ class _InlineExecutor:
     def __init__(self, detection: DetectionConfig, face: FaceConfig) -> None:
         self.analyzer = FrameAnalyzer(detection, face)
 
-    def submit(self, fn: Any, image: np.ndarray) -> Future:
+    def submit(self, fn: Any, image: np.ndarray, photo: bool) -> Future:
         fut: Future = Future()
-        fut.set_result(self.analyzer(image))
+        fut.set_result(self.analyzer(image, photo))
         return fut
 
     def shutdown(self, wait: bool = True, cancel_futures: bool = False) -> None:
@@ -387,7 +391,7 @@ class Extractor:
                         finished_decoding = True
                         self._start_preload()
                         break
-                    fut = (self._executor.submit(_analyse_in_worker, ev.frame.image)
+                    fut = (self._executor.submit(_analyse_in_worker, ev.frame.image, ev.frame.index is None)
                            if isinstance(ev, FrameDecoded) else None)
                     pending.append((ev, fut))
                 if not pending:

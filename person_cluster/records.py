@@ -93,6 +93,12 @@ class Detection:
         points = None if self.landmarks is None else tuple((x * factor, y * factor) for x, y in self.landmarks)
         return Detection(box, self.score, points)
 
+    def shifted(self, dx: int, dy: int) -> Detection:
+        """The same detection with the frame's origin moved by (-dx, -dy)."""
+        box = Box(self.box.left + dx, self.box.top + dy, self.box.right + dx, self.box.bottom + dy)
+        points = None if self.landmarks is None else tuple((x + dx, y + dy) for x, y in self.landmarks)
+        return Detection(box, self.score, points)
+
 
 @dataclass
 class FaceCandidate:

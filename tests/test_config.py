@@ -38,6 +38,8 @@ def test_overrides_are_parsed_as_yaml_and_validated():
         ("runtime.workers=1.5", "must be an integer"),
         ("cloth.enabled=1", "true or false"),
         ("fusion.face_weight=null", "may not be null"),
+        ("detection.photo_border=-0.1", "detection.photo_border: must be 0..2"),
+        ("detection.photo_border=2.5", "detection.photo_border: must be 0..2"),
         ("novalue", "section.key=value"),
     ],
 )

@@ -184,7 +184,7 @@ def test_an_altered_or_missing_model_file_is_one_clear_error(tmp_path, monkeypat
 
     _init_worker(DetectionConfig(), FaceConfig())
     with pytest.raises(ModelError, match="corrupt or altered"):
-        _analyse_in_worker(np.zeros((64, 64, 3), np.uint8))
+        _analyse_in_worker(np.zeros((64, 64, 3), np.uint8), True)
 
 
 @pytest.mark.pipeline
@@ -230,3 +230,66 @@ def test_cached_frontal_detector_is_dlibs_own(lfw, tmp_path, monkeypatch):
     assert same(frontal_face_detector()) and saved.stat().st_size > 100_000
     monkeypatch.setenv("XDG_CACHE_HOME", "/proc/no-such-dir")  # nowhere to write: still works
     assert same(frontal_face_detector())
+
+
+def _tight_crop(lfw) -> np.ndarray:
+    """A face of Abdullah_Gul_0009 cut out at CenterFace's own box (57x60 px): the face fills the image, and
+    CenterFace, which finds it in the photo, finds nothing in the crop."""
+    img = _rgb(lfw / "Abdullah_Gul" / "Abdullah_Gul_0009.jpg")
+    box = max(make_detector(DetectionConfig())(img), key=lambda d: d.box.width).box
+    return np.ascontiguousarray(img[max(0, box.top):box.bottom, max(0, box.left):box.right])
+
+
+def test_a_face_that_fills_a_photo_is_found_inside_a_border(lfw):
+    crop = _tight_crop(lfw)
+    h, w = crop.shape[:2]
+    detector = make_detector(DetectionConfig())
+    assert detector(crop) == []
+    (found,) = detector.with_border(crop, 0.5)
+    # In the crop's own pixels: the box covers most of it, the five points lie inside it (eyes above the mouth).
+    box = found.box.clip(w, h)
+    assert box.width * box.height > 0.6 * w * h
+    points = np.array(found.landmarks)
+    assert (points >= 0).all() and (points[:, 0] < w).all() and (points[:, 1] < h).all()
+    assert points[:2, 1].max() < points[3:, 1].min()
+    # min_face_size counts in the crop's pixels, not the bordered image's.
+    assert make_detector(DetectionConfig(min_face_size=max(h, w) + 1)).with_border(crop, 0.5) == []
+
+
+def test_detections_inside_a_border_come_back_in_the_images_own_pixels():
+    from person_cluster.detection.base import Detector
+    from person_cluster.records import Box, Detection
+
+    seen = []
+
+    class Stub(Detector):
+        default_max_side, default_score_threshold = 1000, 0.0
+
+        def detect(self, rgb):
+            seen.append(rgb)
+            return [Detection(Box(110, 120, 150, 170), 0.9, ((120.0, 130.0), (140.5, 130.0))),
+                    Detection(Box(0, 0, 95, 95), 0.9)]  # in the border only: nothing inside the image
+
+    image = np.arange(100 * 200 * 3, dtype=np.uint8).reshape(100, 200, 3)
+    found = Stub(DetectionConfig(min_face_size=20)).with_border(image, 0.5)
+    assert [(d.box, d.landmarks) for d in found] == [(Box(10, 20, 50, 70), ((20.0, 30.0), (40.5, 30.0)))]
+    (framed,) = seen
+    # 100 px (half the longer side) of repeated edge pixels on every side, the image in the middle.
+    assert framed.shape == (300, 400, 3) and np.array_equal(framed[100:200, 100:300], image)
+    assert (framed[:100, 100:300] == image[0]).all() and (framed[100:200, :100] == image[:, :1]).all()
+
+
+@pytest.mark.pipeline
+def test_only_a_photo_without_a_face_is_looked_at_again_inside_a_border(lfw):
+    from person_cluster.pipeline import FrameAnalyzer
+
+    bgr = cv2.cvtColor(_tight_crop(lfw), cv2.COLOR_RGB2BGR)
+    config = Config()
+    analyse = FrameAnalyzer(config.detection, config.face)
+    assert len(analyse(bgr, photo=True)) == 1
+    assert analyse(bgr, photo=False) == []  # a video frame: never
+    off = FrameAnalyzer(replace(config.detection, photo_border=0.0), config.face)
+    assert off(bgr, photo=True) == []
+    # A photo whose face is found as it is is not looked at again: the same faces, border or not.
+    photo = cv2.imread(str(lfw / "Abdullah_Gul" / "Abdullah_Gul_0009.jpg"))
+    assert [c.bbox for c in analyse(photo, photo=True)] == [c.bbox for c in off(photo, photo=True)]

@@ -64,7 +64,7 @@ def test_workers_do_not_import_torch():
     """Workers only detect and align: no torch import, so they start in a fraction of a second."""
     code = ("import sys; from person_cluster.config import Config; from person_cluster.pipeline import _init_worker, "
             "_analyse_in_worker; import numpy as np; c = Config(); _init_worker(c.detection, c.face); "
-            "_analyse_in_worker(np.zeros((120, 160, 3), np.uint8)); print('torch' in sys.modules)")
+            "_analyse_in_worker(np.zeros((120, 160, 3), np.uint8), True); print('torch' in sys.modules)")
     r = subprocess.run([sys.executable, "-c", code], check=False, capture_output=True, text=True, timeout=120)
     assert r.returncode == 0, r.stderr
     assert r.stdout.strip() == "False"
@@ -142,3 +142,40 @@ def test_a_cache_from_before_a_setting_stopped_deciding_the_features_is_still_us
             cache.bind(stored, "m")
             with pytest.raises(CacheError, match=says):
                 cache.bind(current, "m")
+
+
+@pytest.mark.pipeline
+def test_a_photo_of_a_face_alone_gets_its_face_and_an_old_cache_keeps_its_setting(tmp_path, lfw, monkeypatch):
+    """A face cut out at the detector's box (see test_detection_embedding's _tight_crop) is found in a photo
+    folder by default (detection.photo_border), not with the border off; video frames are never looked at again;
+    a cache made before the setting existed reads as off (config.EARLIER), so that an add extracts as it did."""
+    import cv2
+    from test_detection_embedding import _tight_crop
+
+    from person_cluster import pipeline
+    from person_cluster.config import EARLIER
+
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    crop = cv2.cvtColor(_tight_crop(lfw), cv2.COLOR_RGB2BGR)
+    cv2.imwrite(str(photos / "face.png"), crop)
+    video = tmp_path / "clip.avi"  # 4 s at 5 frames/s
+    writer = cv2.VideoWriter(str(video), cv2.VideoWriter_fourcc(*"MJPG"), 5, (crop.shape[1], crop.shape[0]))
+    for _ in range(20):
+        writer.write(crop)
+    writer.release()
+    config = Config().with_overrides({"sampling.capture_interval_sec": 1.0})
+    for overrides, faces in (({}, 1), ({"detection.photo_border": 0.0}, 0)):
+        items, _ = discover_inputs([str(photos)], config.sampling)
+        with Extractor(config.with_overrides(overrides), progress=False) as extractor:
+            summary, table = _extract(extractor, items, tmp_path / f"{faces}.sqlite")
+        assert summary.frames == 1 and len(table) == faces
+    calls = []
+    analyse = pipeline.FrameAnalyzer.__call__
+    monkeypatch.setattr(pipeline.FrameAnalyzer, "__call__", lambda self, image, photo=False: calls.append(photo) or
+                        analyse(self, image, photo))
+    items, _ = discover_inputs([str(photos), str(video)], config.sampling)
+    with Extractor(config, progress=False) as extractor:
+        _extract(extractor, items, tmp_path / "both.sqlite")
+    assert sorted(calls) == [False] * 4 + [True]
+    assert EARLIER["detection.photo_border"] == 0.0

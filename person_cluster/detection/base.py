@@ -52,9 +52,21 @@ class Detector(ABC):
         scale = min(1.0, self.max_side / max(h, w))
         small = rgb if scale >= 1.0 else cv2.resize(rgb, (round(w * scale), round(h * scale)), interpolation=cv2.INTER_AREA)
         out = [d if scale >= 1.0 else d.scaled(1 / scale) for d in self.detect(small)]
+        return self._kept(out, w, h)
+
+    def with_border(self, rgb: np.ndarray, share: float) -> list[Detection]:
+        """Faces in ``rgb`` found inside a border of ``share`` of its longer side on every side, made of its edge
+        pixels repeated, in ``rgb``'s own pixels: the detector sees a face that fills the image with room around
+        it. Faces whose part inside ``rgb`` is smaller than ``min_face_size`` are dropped as usual."""
+        h, w = rgb.shape[:2]
+        pad = round(share * max(h, w))
+        framed = cv2.copyMakeBorder(rgb, pad, pad, pad, pad, cv2.BORDER_REPLICATE)
+        return self._kept([d.shifted(-pad, -pad) for d in self(framed)], w, h)
+
+    def _kept(self, found: list[Detection], w: int, h: int) -> list[Detection]:
         # The size that counts is what lies inside the frame: a face cut by the frame edge to a sliver gives a
         # useless descriptor that chains people together (LFW: 104 such faces cost 0.035 of pairwise F).
-        out = [d for d in out if min((c := d.box.clip(w, h)).width, c.height) >= self.min_face_size]
+        out = [d for d in found if min((c := d.box.clip(w, h)).width, c.height) >= self.min_face_size]
         # A stable order (top-left first) keeps results identical whatever the backend's internal order.
         out.sort(key=lambda d: (d.box.left, d.box.top, d.box.right, d.box.bottom))
         return out
