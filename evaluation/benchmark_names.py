@@ -3,15 +3,18 @@
     python evaluation/benchmark_names.py [--work DIR]
 
 1. `person-cluster run` friends_kitchen_clip.mp4 on its truth's frames (every 6th frame);
-2. name each person the way a user does from the page: each cluster whose faces are mostly one person of the truth
-   is named after that person with `person-cluster name OUT person_NNN NAME` (the four of the kitchen);
+2. name each person the way a user does from the page: a cluster whose faces are mostly one person of the truth
+   is named after that person with `person-cluster name OUT person_NNN NAME`, one cluster per person (the first
+   the manifest lists; the kitchen's four people are four clusters);
 3. `person-cluster add OUT friends_living_room_clip.mp4` (another episode: other clothes, two people never named,
    Phoebe and Chandler); it is sampled as OUT was, and scored on the frames its truth labels;
 4. of the added clip's faces that match its truth: how many of the named people's faces carry their name (target
    >= 90%), and how many faces carry a wrong name (target <= 2%), with the time of the add.
 
 Then the other way round: the living room run on its truth's frames (every 12th), its six people named, and
-friends_kitchen added (sampled as the living room was, so scored on every fifth of its truth's frames).
+friends_kitchen added (sampled as the living room was, so scored on every fifth of its truth's frames): once with
+one cluster of each person named, once with every cluster that is mostly one person named after them
+(people in pieces named alike, as a user who names what they recognise does).
 """
 
 from __future__ import annotations
@@ -55,9 +58,10 @@ def truth_of(out: Path, truth: Path) -> dict[int, str]:
     return {int(faces[i]["id"]): who for i, who in zip(match.faces.tolist(), match.identities)}
 
 
-def carry(out: Path, first: tuple[Path, Path, float], second: tuple[Path, Path]) -> None:
-    """Run ``first`` (video, truth, capture interval) into OUT, name its people as a user would, add ``second``
-    (video, truth) and print how the names carried over."""
+def carry(out: Path, first: tuple[Path, Path, float], second: tuple[Path, Path], every: bool = False) -> None:
+    """Run ``first`` (video, truth, capture interval) into OUT, name its people as a user would (one cluster of
+    each person; ``every``: each cluster whose faces are mostly one person), add ``second`` (video, truth) and
+    print how the names carried over."""
     video, truth, interval = first
     shutil.rmtree(out, ignore_errors=True)
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -69,7 +73,7 @@ def carry(out: Path, first: tuple[Path, Path, float], second: tuple[Path, Path])
         ids = [who[f["id"]] for f in manifest["faces"] if f["cluster"] == c["id"] and f["id"] in who]
         if ids:
             top, n = collections.Counter(ids).most_common(1)[0]
-            if n > len(ids) / 2 and top not in named.values():
+            if n > len(ids) / 2 and (every or top not in named.values()):
                 named[c["id"]] = top
     for cluster, name in named.items():
         cli("name", str(out), f"person_{cluster:03d}", name)
@@ -84,7 +88,9 @@ def carry(out: Path, first: tuple[Path, Path, float], second: tuple[Path, Path])
     of_named = [f for f in added if who[f["id"]] in named.values()]
     right = sum(names.get(f["cluster"]) == who[f["id"]] for f in of_named)
     wrong = sum(names.get(f["cluster"]) not in (None, who[f["id"]]) for f in added)
-    print(f"## {first[0].name}, named: {', '.join(sorted(named.values()))}; then add {video.name}")
+    count = collections.Counter(named.values())
+    print(f"## {first[0].name}, named: {', '.join(f'{n} x{k}' if k > 1 else n for n, k in sorted(count.items()))}; "
+          f"then add {video.name}")
     print(summary.strip())
     print(f"{video.name} faces scored: {len(added)}; of named people: {len(of_named)}, carrying their name: {right} "
           f"({right / max(1, len(of_named)):.1%}, target >= 90%); faces carrying a wrong name: {wrong} "
@@ -100,8 +106,12 @@ def main() -> None:
     args = ap.parse_args()
     work = Path(args.work)
     carry(work, (KITCHEN, KITCHEN_TRUTH, 0.2002002), (LIVING, LIVING_TRUTH))
-    # The other way: the six people of the living room named, then friends_kitchen (bigger faces) added.
-    carry(work.with_name(work.name + "-back"), (LIVING, LIVING_TRUTH, 0.5005005), (KITCHEN, KITCHEN_TRUTH))
+    # The other way: the six people of the living room named, then friends_kitchen (bigger faces) added; the
+    # living room's people are in pieces (14 clusters), so once with one piece of each named, once with every
+    # piece a user would recognise named alike.
+    back = work.with_name(work.name + "-back")
+    carry(back, (LIVING, LIVING_TRUTH, 0.5005005), (KITCHEN, KITCHEN_TRUTH))
+    carry(back, (LIVING, LIVING_TRUTH, 0.5005005), (KITCHEN, KITCHEN_TRUTH), every=True)
 
 
 if __name__ == "__main__":

@@ -148,7 +148,8 @@ def _recluster(out: Path, cache: FeatureCache, config: Config, previous: dict[st
         fixed = np.where(applied.not_face, -2, applied.enforce(np.where(added, -1, fixed)))
     next_person = int(previous.get("next_person", int(fixed.max(initial=-1)) + 1))
     if added.any():
-        labels, tracks, next_person, report = cluster_added(table, config, fixed, added, next_person, JOIN_MARGIN)
+        labels, tracks, next_person, report = cluster_added(table, config, fixed, added, next_person, JOIN_MARGIN,
+                                                            _names(out, previous))
         if applied is not None:
             labels = np.where(applied.not_face, -2, applied.enforce(labels))
         if summary is not None:

@@ -554,3 +554,40 @@ def test_a_piece_about_as_near_two_people_is_the_one_not_elsewhere_in_its_scene(
     table = _table([p3, p3, p7, p7, p7, _between(p3, p7, 0.25, 0.27)])
     labels, _, _, _ = cluster_added(table, CONFIG, fixed, added, 10, MARGIN)
     assert labels.tolist() == [3, 3, 7, 7, 7, -1]
+
+
+def test_people_who_share_a_name_are_one_person_to_the_match():
+    """Persons 3 and 5 at chord 0.3 from each other, person 7 far from both. An added photo face 0.25 from 3 and
+    0.27 from 5: about as near two people, it joins neither; if 3 and 5 carry one name (a user named two pieces of
+    Rachel "Rachel"), they are no rivals, and it joins the nearer (3); with two names, neither again."""
+    e = np.eye(DIM)
+    p3, p5 = e[0], _toward(e[0], e[1], 0.3)
+    faces = [p3, p3, p5, p5, e[7], e[7], _between(p3, p5, 0.25, 0.27)]
+    fixed, added = np.array([3, 3, 5, 5, 7, 7, -1]), np.array([False] * 6 + [True])
+    for names, expected in ((None, -1), ({3: "Rachel", 5: "Rachel", 7: "Joey"}, 3), ({5: "Rachel", 3: "Rachel"}, 3),
+                            ({3: "Rachel", 5: "Monica"}, -1)):
+        labels, _, _, _ = cluster_added(_table(faces), _config(postprocess={"min_csize": 1}), fixed, added, 10,
+                                        MARGIN, names)
+        assert labels[-1] == (expected if expected >= 0 else 10)  # alone and no one's: a new person of one face
+        assert labels[:6].tolist() == fixed[:6].tolist()
+
+
+def test_two_people_who_share_a_name_are_one_person_in_a_scene(monkeypatch):
+    """Persons 3 and 5 far apart, both named "Rachel". Added in one scene, in other clothes: a face at 3's and one
+    at 5's. As two people each keeps theirs; as one (a person wears one set of clothes in a scene) only the nearer
+    (the first: both are exact) keeps the name, the other is no one, whichever of the two comes first. If 3 and 5
+    are 0.2 apart, and the faces (one 0.1 from 5, then one at 3) wear the same clothes, the merge joins them: one
+    person, that of the nearer match (3)."""
+    monkeypatch.setattr("person_cluster.clustering.incremental.make_clusterer", lambda cc: _Apart())
+    e, c = np.eye(DIM), np.eye(4)
+    fixed, added = np.array([3, 3, 5, 5, -1, -1]), np.array([False] * 4 + [True] * 2)
+    same, other = {3: "Rachel", 5: "Rachel"}, {3: "Rachel", 5: "Monica"}
+    p5 = _toward(e[0], e[1], 0.2)
+    for people, faces, cloths, names, expected in (
+            ([e[0], e[5]], [e[0], e[5]], [c[0], c[1]], other, [3, 5]),
+            ([e[0], e[5]], [e[0], e[5]], [c[0], c[1]], same, [3, -1]),
+            ([e[0], e[5]], [e[5], e[0]], [c[0], c[1]], same, [5, -1]),
+            ([e[0], p5], [_toward(p5, e[2], 0.1), e[0]], [c[0], c[0]], same, [3, 3])):
+        table = _one_scene([people[0]] * 2 + [people[1]] * 2 + faces, [c[3]] * 4 + cloths, old=4)
+        labels, _, _, _ = cluster_added(table, CONFIG, fixed, added, 10, MARGIN, names)
+        assert labels.tolist() == [3, 3, 5, 5, *expected]

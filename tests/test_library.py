@@ -121,6 +121,21 @@ def test_add_keeps_numbers_names_and_decisions_and_remove_takes_it_back(kitchen,
         assert _key(odd) in d.not_faces() and any(p.name == "Rachel" for p in d.people().values())
 
 
+def test_the_match_of_an_add_knows_the_names_the_user_gave(kitchen, monkeypatch):
+    """Two people named alike (two pieces of one person) are one person to the match of an add
+    (clustering/incremental.py): the add hands it every name, by person number."""
+    from person_cluster.clustering import incremental
+
+    first, second = (row["cluster"] for row in _manifest(kitchen)["cast"][:2])
+    library.name(kitchen, f"person_{first:03d}", "Rachel")
+    library.name(kitchen, f"person_{second:03d}", "Rachel")
+    seen = []
+    real = incremental.cluster_added
+    monkeypatch.setattr(incremental, "cluster_added", lambda *a: seen.append(a[-1]) or real(*a))
+    library.add(kitchen, [_clip(HAMILTON)], progress=False)
+    assert seen == [{first: "Rachel", second: "Rachel"}]
+
+
 def test_add_refuses_another_extraction_setting_and_unusable_inputs_changing_nothing(kitchen, tmp_path):
     before = (kitchen / "manifest.json").read_bytes()
     with pytest.raises(ConfigError, match="sampling.capture_interval_sec"):

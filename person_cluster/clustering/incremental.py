@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -47,11 +48,13 @@ class AddReport:
 
 
 def cluster_added(table: FaceTable, config: Config, fixed: np.ndarray, added: np.ndarray, next_free: int,
-                  margin: float) -> tuple[np.ndarray, Tracks, int, AddReport]:
+                  margin: float, names: dict[int, str] | None = None) -> tuple[np.ndarray, Tracks, int, AddReport]:
     """Labels for every face of ``table``: ``fixed`` (person numbers, -1 unassigned, -2 not a face) for the faces
     OUT had, which stay, except unassigned ones that join a cluster; the ``added`` faces' clusters take an existing
-    number or a new one from ``next_free`` (one smaller than ``postprocess.min_csize`` stays unassigned). Returns
-    the labels, the tracks, the next number never used, and what happened."""
+    number or a new one from ``next_free`` (one smaller than ``postprocess.min_csize`` stays unassigned).
+    ``names``: person number -> the name the user gave; people who share a name are one person to the match (no
+    rivals of each other), and a cluster joins the nearest of them. Returns the labels, the tracks, the next number
+    never used, and what happened."""
     from ..api import face_view, item_features
 
     table = face_view(table, config)
@@ -89,7 +92,7 @@ def cluster_added(table: FaceTable, config: Config, fixed: np.ndarray, added: np
     people = np.flatnonzero(item_label >= 0)
     linked = np.concatenate([cannot.i, cannot.j]), np.concatenate([cannot.j, cannot.i])
     matcher = _Matcher(fusion, people[good[people]] if good[people].any() else people, item_label, linked,
-                       cc.distance_threshold, margin)
+                       cc.distance_threshold, margin, _identities(names or {}))
     clusters = np.unique(pool_labels)
     pool_cluster = np.searchsorted(clusters, pool_labels)  # each pool item's cluster, 0..
     matched = np.full(len(clusters), -1, np.int64)  # each cluster's person, -1: no one clearly
@@ -104,12 +107,14 @@ def cluster_added(table: FaceTable, config: Config, fixed: np.ndarray, added: np
         scene = features.face_scenes(items)
         pool_scene = scene[first[pool]]
         group = _merge_within_scenes(table, items, first, scene, fusion, pool, pool_cluster, matched, same_frame,
-                                     config)
-        matched = _one_per_scene(group, matched, score, pool_cluster, pool_scene)
+                                     config, matcher.identity)
+        matched = _one_per_scene(group, matched, score, pool_cluster, pool_scene, matcher.identity)
         matched = _match_the_rest(matcher, group, matched, pool, pool_cluster, pool_scene)
     for g in np.unique(group):
         members = pool[np.isin(pool_labels, clusters[group == g])]
-        person = int(matched[group == g].max())  # at most one person per group
+        # One identity per group at most: the person of its nearest match (two people who share a name may be in it).
+        mine = (group == g) & (matched >= 0)
+        person = int(matched[mine][np.argmin(score[mine])]) if mine.any() else -1
         faces = np.isin(items.ids, members)
         if person < 0 and faces.sum() < config.postprocess.min_csize:
             labels[faces] = -1
@@ -127,8 +132,9 @@ def cluster_added(table: FaceTable, config: Config, fixed: np.ndarray, added: np
     return labels, tracks, next_free, report
 
 
-def _merge_within_scenes(table: FaceTable, items: Tracks, first: np.ndarray, scene: np.ndarray, fusion: Fusion, pool: np.ndarray, pool_cluster: np.ndarray, matched: np.ndarray,
-                         cannot: CannotLinks, config: Config) -> np.ndarray:
+def _merge_within_scenes(table: FaceTable, items: Tracks, first: np.ndarray, scene: np.ndarray, fusion: Fusion,
+                         pool: np.ndarray, pool_cluster: np.ndarray, matched: np.ndarray, cannot: CannotLinks,
+                         config: Config, identity: Callable[[np.ndarray], np.ndarray]) -> np.ndarray:
     """The group of each of the pool's clusters after the scene merge of a full clustering
     (:func:`~..postprocess.merge_within_scenes`), so that a person's pieces in the added clip that the match left
     unnamed join the piece that was named. Clusters ``matched`` to two people never join; two matched to one
@@ -143,7 +149,7 @@ def _merge_within_scenes(table: FaceTable, items: Tracks, first: np.ndarray, sce
     # A face of each cluster that matched someone, cannot-linked with one of each cluster that matched another.
     one = first[pool][np.unique(pool_cluster, return_index=True)[1]]
     i, j = np.triu_indices(len(one), 1)
-    keep = (matched[i] >= 0) & (matched[j] >= 0) & (matched[i] != matched[j])
+    keep = (matched[i] >= 0) & (matched[j] >= 0) & (identity(matched[i]) != identity(matched[j]))
     i, j = i[keep], j[keep]
     cannot = CannotLinks(np.concatenate([cannot.i, one[i]]), np.concatenate([cannot.j, one[j]]), len(table))
     merge = SceneMerge(scene, fusion.face_weight, fusion.cloth_weight, config.clustering.distance_threshold)
@@ -163,14 +169,23 @@ class _Matcher:
     linked: tuple[np.ndarray, np.ndarray]  # cannot-linked items, both ways
     threshold: float
     margin: float
+    same: dict[int, int]  # named person -> the smallest number of the people who share their name (_identities)
 
     def __post_init__(self) -> None:
         self.placed = self.item_label.copy()  # each item's person so far
 
+    def identity(self, persons: np.ndarray) -> np.ndarray:
+        """Each person's identity: the person, or the first of the people who share their name."""
+        persons = np.asarray(persons, np.int64)
+        return np.array([self.same.get(p, p) for p in persons.ravel().tolist()], np.int64).reshape(persons.shape)
+
     def match(self, members: np.ndarray, exclude: set[int] | frozenset[int] = frozenset()) -> tuple[int, float] | None:
-        """The person ``members`` clearly is, leaving out the people ``exclude``, and its distance to them."""
-        people = self.people[~np.isin(self.item_label[self.people], list(exclude))] if exclude else self.people
-        match = _clear_match(self.fusion, members, people, self.item_label, self.threshold, self.margin)
+        """The person ``members`` clearly is, leaving out the identities ``exclude``, and its distance to them."""
+        people = self.people
+        if exclude:
+            people = people[~np.isin(self.identity(self.item_label[people]), list(exclude))]
+        match = _clear_match(self.fusion, members, people, self.item_label, self.threshold, self.margin,
+                             self.identity)
         if match is not None and match[0] in self.placed[self.linked[1][np.isin(self.linked[0], members)]]:
             return None  # nearest to someone it cannot be: a new person rather than a wrong one
         return match
@@ -180,21 +195,22 @@ class _Matcher:
 
 
 def _one_per_scene(group: np.ndarray, matched: np.ndarray, score: np.ndarray, pool_cluster: np.ndarray,
-                   pool_scene: np.ndarray) -> np.ndarray:
-    """``matched`` where, of the groups holding one person that share a scene, only the group of the nearest
-    match keeps the person. Within a scene a person wears one set of clothes, so two of the scene's groups that
-    the merge left apart (their clothes differ) are two people, and at most one of them is that person."""
+                   pool_scene: np.ndarray, identity: Callable[[np.ndarray], np.ndarray]) -> np.ndarray:
+    """``matched`` where, of the groups holding one person (identity) that share a scene, only the group of the
+    nearest match keeps the person. Within a scene a person wears one set of clothes, so two of the scene's groups
+    that the merge left apart (their clothes differ) are two people, and at most one of them is that person."""
     matched = matched.copy()
-    for person in np.unique(matched[matched >= 0]):
-        groups = np.unique(group[matched == person])
+    who = np.where(matched >= 0, identity(np.maximum(matched, 0)), -1)
+    for person in np.unique(who[who >= 0]):
+        groups = np.unique(group[who == person])
         if len(groups) < 2:
             continue
-        best = [score[(group == g) & (matched == person)].min() for g in groups]
+        best = [score[(group == g) & (who == person)].min() for g in groups]
         taken: set[int] = set()
         for g in groups[np.argsort(best, kind="stable")]:
             scenes = set(pool_scene[np.isin(pool_cluster, np.flatnonzero(group == g))].tolist()) - {-1}
             if scenes & taken:
-                matched[(group == g) & (matched == person)] = -1
+                matched[(group == g) & (who == person)] = -1
             taken |= scenes
     return matched
 
@@ -212,7 +228,7 @@ def _match_the_rest(matcher: _Matcher, group: np.ndarray, matched: np.ndarray, p
         clusters = np.flatnonzero(group == g)
         inside = np.isin(pool_cluster, clusters)
         scenes = set(pool_scene[inside].tolist()) - {-1}
-        taken = {int(matched[n]) for n in np.flatnonzero(matched >= 0)
+        taken = {int(matcher.identity(matched[n])) for n in np.flatnonzero(matched >= 0)
                  if scenes & set(pool_scene[pool_cluster == n].tolist())}
         if not taken:
             continue  # the first look saw the same rivals
@@ -236,9 +252,11 @@ def _nearest(fusion: Fusion, rows: np.ndarray, cols: np.ndarray, block: int = 25
 
 
 def _clear_match(fusion: Fusion, members: np.ndarray, people: np.ndarray, item_label: np.ndarray,
-                 threshold: float, margin: float) -> tuple[int, float] | None:
+                 threshold: float, margin: float,
+                 identity: Callable[[np.ndarray], np.ndarray] | None = None) -> tuple[int, float] | None:
     """The person (number) the cluster ``members`` is clearly, and its distance to them: see the module
-    docstring; None if no one."""
+    docstring; None if no one. ``identity``: each person's identity (people who share a name are one), for the
+    margin: the rivals are the people of other identities."""
     if len(people) == 0:
         return None
     labels = item_label[people]
@@ -247,9 +265,18 @@ def _clear_match(fusion: Fusion, members: np.ndarray, people: np.ndarray, item_l
     d = fusion.cross(members, people[order])
     # Per person: the mean over the cluster's items of the distance to the person's nearest item.
     score = np.minimum.reduceat(d, starts, axis=1).mean(axis=0)
-    order = np.argsort(score, kind="stable")
-    d1 = score[order[0]]
-    d2 = score[order[1]] if len(order) > 1 else np.inf
+    best = int(np.argmin(score))  # the first of equals: the smallest number
+    who = persons if identity is None else identity(persons)
+    rivals = score[who != who[best]]
+    d1, d2 = score[best], (rivals.min() if len(rivals) else np.inf)
     if d1 < threshold and d2 - d1 >= margin:
-        return int(persons[order[0]]), float(d1)
+        return int(persons[best]), float(d1)
     return None
+
+
+def _identities(names: dict[int, str]) -> dict[int, int]:
+    """Named person -> the smallest number among the people who share their name (one number for each name)."""
+    first: dict[str, int] = {}
+    for person in sorted(names):
+        first.setdefault(names[person], person)
+    return {p: first[n] for p, n in names.items()}
