@@ -464,6 +464,11 @@ def test_people_named_in_the_clip_never_join_however_alike(monkeypatch):
     labels, _, _, report = cluster_added(table, CONFIG, np.array([0, 0, 7, 7, 9, 9, -1, -1, -1]),
                                          np.array([False] * 6 + [True] * 3), 10, MARGIN)
     assert labels.tolist() == [0, 0, 7, 7, 9, 9, 0, 7, 9] and report.joined == {0: 1, 7: 1, 9: 1}
+    # Person 0's face last in the clip: the cannot-links hold whichever side of a pair person 0 is on.
+    table = _one_scene([e[0], e[0], p7, p7, p9, p9, p7, p9, e[0]], [np.eye(4)[0]] * 9, old=6)
+    labels, _, _, _ = cluster_added(table, CONFIG, np.array([0, 0, 7, 7, 9, 9, -1, -1, -1]),
+                                    np.array([False] * 6 + [True] * 3), 10, MARGIN)
+    assert labels.tolist() == [0, 0, 7, 7, 9, 9, 7, 9, 0]
 
 
 def test_a_single_added_face_clearly_a_person_joins_them_after_one_set_aside(monkeypatch):
@@ -591,3 +596,68 @@ def test_two_people_who_share_a_name_are_one_person_in_a_scene(monkeypatch):
         table = _one_scene([people[0]] * 2 + [people[1]] * 2 + faces, [c[3]] * 4 + cloths, old=4)
         labels, _, _, _ = cluster_added(table, CONFIG, fixed, added, 10, MARGIN, names)
         assert labels.tolist() == [3, 3, 5, 5, *expected]
+
+
+def _in_videos(old: list[np.ndarray], added: list[tuple[str, np.ndarray, np.ndarray]]) -> FaceTable:
+    """``old`` photos (no clothing), then ``added`` (video, face, clothing): each video one scene, its faces 100 s
+    apart (each its own track)."""
+    n = len(old) + len(added)
+    table = _clothed(old + [f for _, f, _ in added], [np.zeros(4)] * len(old) + [c for _, _, c in added],
+                     sources=[f"p{k}.jpg" for k in range(len(old))] + [s for s, _, _ in added],
+                     frames=[None] * len(old) + [1000 * k for k in range(len(added))])
+    return dataclasses.replace(table, has_cloth=np.arange(n) >= len(old))
+
+
+def test_two_faces_of_one_photo_never_join_one_person_whichever_is_matched_first():
+    """Persons 3 and 7; one added photo with two faces, at person 3's and 0.1 from it: the first matched is 3, the
+    other may not be (same photo) and is no one else: unassigned."""
+    e = np.eye(DIM)
+    table = _table([e[0], e[0], e[5], e[5], e[0], _toward(e[0], e[1], 0.1)],
+                   sources=["p0.jpg", "p1.jpg", "p2.jpg", "p3.jpg", "x.jpg", "x.jpg"])
+    labels, _, _, _ = cluster_added(table, CONFIG, np.array([3, 3, 7, 7, -1, -1]),
+                                    np.array([False] * 4 + [True] * 2), 10, MARGIN)
+    assert labels[:4].tolist() == [3, 3, 7, 7] and sorted(labels[4:].tolist()) == [-1, 3]
+
+
+def test_one_group_per_person_and_scene_with_people_zero_and_one_and_two_videos(monkeypatch):
+    """Persons 0 (e0), 1 (e5) and 7 (far). In v.mp4, each in its own clothes: a face at 0's, one at 1's, one 0.1
+    from 1's and one 0.1 from 0's; in w.mp4 one 0.05 from 0's. Of each person's groups in v the nearer keeps the
+    person (two people with one group each, 0 and 1, both keep theirs); w is another scene: its group keeps 0 too,
+    whatever the order of the groups' distances (0, 0.05, 0.1)."""
+    monkeypatch.setattr("person_cluster.clustering.incremental.make_clusterer", lambda cc: _Apart())
+    e, c = np.eye(DIM), np.eye(4)
+    added = [("v.mp4", e[0], c[0]), ("v.mp4", e[5], c[1]), ("v.mp4", _toward(e[5], e[6], 0.1), c[2]),
+             ("v.mp4", _toward(e[0], e[2], 0.1), c[3]), ("w.mp4", _toward(e[0], e[3], 0.05), c[0])]
+    table = _in_videos([e[0], e[0], e[5], e[5], e[9], e[9]], added)
+    labels, _, _, _ = cluster_added(table, CONFIG, np.array([0, 0, 1, 1, 7, 7] + [-1] * 5),
+                                    np.array([False] * 6 + [True] * 5), 10, MARGIN)
+    assert labels.tolist() == [0, 0, 1, 1, 7, 7, 0, 1, -1, -1, 0]
+
+
+def test_the_second_look_largest_group_first_only_where_someone_is_taken(monkeypatch):
+    """Persons 0 (e0) and 3 (0.3 from it), 9 far. In v.mp4: four faces at 0's (clearly 0, and they stay 0), then
+    a group of two (same clothes) and a single face, each 0.25 from 0 and 0.27 from 3 (no clear match). 0 is taken
+    in v, so on the second look the larger group is 3, and the single face, with 0 and 3 both taken, is no one. In
+    w.mp4 a group of three as ambiguous: nothing is taken in w, so no second look: a new person (10)."""
+    monkeypatch.setattr("person_cluster.clustering.incremental.make_clusterer", lambda cc: _Apart())
+    e, c = np.eye(DIM), np.eye(4)
+    p0, p3 = e[0], _toward(e[0], e[1], 0.3)
+    piece = _between(p0, p3, 0.25, 0.27)
+    added = ([("w.mp4", piece, c[0])] * 3 + [("v.mp4", p0, c[0])] * 4 + [("v.mp4", piece, c[2])] * 2
+             + [("v.mp4", piece, c[1])])
+    table = _in_videos([p0, p0, p3, p3, e[9], e[9]], added)
+    labels, _, _, _ = cluster_added(table, CONFIG, np.array([0, 0, 3, 3, 9, 9] + [-1] * 10),
+                                    np.array([False] * 6 + [True] * 10), 10, MARGIN)
+    assert labels.tolist() == [0, 0, 3, 3, 9, 9, 10, 10, 10, 0, 0, 0, 0, 3, 3, -1]
+
+
+def test_a_person_with_one_group_does_not_end_the_check_of_the_next(monkeypatch):
+    """Persons 0 (e0) and 1 (e5). In one scene, each in its own clothes: a face at 0's, one at 1's and one 0.1 from
+    1's: person 0 has one group, person 1 two, of which the nearer keeps the person."""
+    monkeypatch.setattr("person_cluster.clustering.incremental.make_clusterer", lambda cc: _Apart())
+    e, c = np.eye(DIM), np.eye(4)
+    table = _in_videos([e[0], e[0], e[5], e[5]], [("v.mp4", e[0], c[0]), ("v.mp4", e[5], c[1]),
+                                                  ("v.mp4", _toward(e[5], e[6], 0.1), c[2])])
+    labels, _, _, _ = cluster_added(table, CONFIG, np.array([0, 0, 1, 1, -1, -1, -1]),
+                                    np.array([False] * 4 + [True] * 3), 10, MARGIN)
+    assert labels.tolist() == [0, 0, 1, 1, 0, 1, -1]
