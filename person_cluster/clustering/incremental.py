@@ -98,18 +98,23 @@ def cluster_added(table: FaceTable, config: Config, fixed: np.ndarray, added: np
     matched = np.full(len(clusters), -1, np.int64)  # each cluster's person, -1: no one clearly
     score = np.full(len(clusters), np.inf)  # and its distance to them
     for n in range(len(clusters)):
-        match = matcher.match(pool[pool_cluster == n])
+        members = pool[pool_cluster == n]
+        match = matcher.match(members)
         if match is not None:
             matched[n], score[n] = match
-            matcher.place(pool[pool_cluster == n], match[0])
+            matcher.place(members, match[0])
     group = np.arange(len(clusters))
     if config.postprocess.scene_merge:
         scene = features.face_scenes(items)
-        pool_scene = scene[first[pool]]
         group = _merge_within_scenes(table, items, first, scene, fusion, pool, pool_cluster, matched, same_frame,
                                      config, matcher.identity)
-        matched = _one_per_scene(group, matched, score, pool_cluster, pool_scene, matcher.identity)
-        matched = _match_the_rest(matcher, group, matched, pool, pool_cluster, pool_scene)
+        # Each cluster's scenes (photos, -1, have none), once for both rules.
+        scenes: list[set[int]] = [set() for _ in clusters]
+        for n, s in zip(pool_cluster.tolist(), scene[first[pool]].tolist()):
+            if s >= 0:
+                scenes[n].add(s)
+        matched = _one_per_scene(group, matched, score, scenes, matcher.identity)
+        matched = _match_the_rest(matcher, group, matched, pool, pool_cluster, scenes)
     for g in np.unique(group):
         members = pool[np.isin(pool_labels, clusters[group == g])]
         # One identity per group at most: the person of its nearest match (two people who share a name may be in it).
@@ -146,15 +151,15 @@ def _merge_within_scenes(table: FaceTable, items: Tracks, first: np.ndarray, sce
     item_labels = np.full(items.count, -1, np.int64)
     item_labels[pool] = pool_cluster
     face_labels = item_labels[items.ids]
-    # A face of each cluster that matched someone, cannot-linked with one of each cluster that matched another.
-    one = first[pool][np.unique(pool_cluster, return_index=True)[1]]
+    one = first[pool][np.unique(pool_cluster, return_index=True)[1]]  # each cluster's first face
+    # That face of each cluster that matched someone, cannot-linked with that of each cluster that matched another.
     i, j = np.triu_indices(len(one), 1)
     keep = (matched[i] >= 0) & (matched[j] >= 0) & (identity(matched[i]) != identity(matched[j]))
     i, j = i[keep], j[keep]
     cannot = CannotLinks(np.concatenate([cannot.i, one[i]]), np.concatenate([cannot.j, one[j]]), len(table))
     merge = SceneMerge(scene, fusion.face_weight, fusion.cloth_weight, config.clustering.distance_threshold)
     merged = merge_within_scenes(face_labels, table.face, table.cloth, table.has_cloth, merge, cannot)
-    return merged[first[pool][np.unique(pool_cluster, return_index=True)[1]]]  # each cluster's first face
+    return merged[one]
 
 
 @dataclass
@@ -194,11 +199,17 @@ class _Matcher:
         self.placed[members] = person
 
 
-def _one_per_scene(group: np.ndarray, matched: np.ndarray, score: np.ndarray, pool_cluster: np.ndarray,
-                   pool_scene: np.ndarray, identity: Callable[[np.ndarray], np.ndarray]) -> np.ndarray:
+def _group_scenes(group: np.ndarray, scenes: list[set[int]], g: int) -> set[int]:
+    """The scenes of group ``g``: those of its clusters (``scenes``: each cluster's)."""
+    return set().union(*(scenes[n] for n in np.flatnonzero(group == g)))
+
+
+def _one_per_scene(group: np.ndarray, matched: np.ndarray, score: np.ndarray, scenes: list[set[int]],
+                   identity: Callable[[np.ndarray], np.ndarray]) -> np.ndarray:
     """``matched`` where, of the groups holding one person (identity) that share a scene, only the group of the
     nearest match keeps the person. Within a scene a person wears one set of clothes, so two of the scene's groups
-    that the merge left apart (their clothes differ) are two people, and at most one of them is that person."""
+    that the merge left apart (their clothes differ) are two people, and at most one of them is that person.
+    ``scenes``: each cluster's."""
     matched = matched.copy()
     who = np.where(matched >= 0, identity(np.maximum(matched, 0)), -1)
     for person in np.unique(who[who >= 0]):
@@ -208,28 +219,28 @@ def _one_per_scene(group: np.ndarray, matched: np.ndarray, score: np.ndarray, po
         best = [score[(group == g) & (who == person)].min() for g in groups]
         taken: set[int] = set()
         for g in groups[np.argsort(best, kind="stable")]:
-            scenes = set(pool_scene[np.isin(pool_cluster, np.flatnonzero(group == g))].tolist()) - {-1}
-            if scenes & taken:
+            seen = _group_scenes(group, scenes, g)
+            if seen & taken:
                 matched[(group == g) & (who == person)] = -1
-            taken |= scenes
+            taken |= seen
     return matched
 
 
 def _match_the_rest(matcher: _Matcher, group: np.ndarray, matched: np.ndarray, pool: np.ndarray,
-                    pool_cluster: np.ndarray, pool_scene: np.ndarray) -> np.ndarray:
+                    pool_cluster: np.ndarray, scenes: list[set[int]]) -> np.ndarray:
     """``matched`` after a second look at the groups that matched no one, largest first: each is matched as one
     (all its items), and a person who is already another group of one of its scenes is no rival, since one
     scene's groups are different people. So a group about as near two people, of whom one is elsewhere in the
-    scene, is the other. Photos (no scene) have no second look."""
+    scene, is the other. Photos (no scene) have no second look. ``scenes``: each cluster's."""
     matched = matched.copy()
+    size = np.bincount(pool_cluster, minlength=len(group))  # items per cluster
     left = [g for g in np.unique(group) if matched[group == g].max() < 0]
-    left.sort(key=lambda g: -int(np.isin(pool_cluster, np.flatnonzero(group == g)).sum()))
+    left.sort(key=lambda g: -int(size[group == g].sum()))
     for g in left:
         clusters = np.flatnonzero(group == g)
         inside = np.isin(pool_cluster, clusters)
-        scenes = set(pool_scene[inside].tolist()) - {-1}
-        taken = {int(matcher.identity(matched[n])) for n in np.flatnonzero(matched >= 0)
-                 if scenes & set(pool_scene[pool_cluster == n].tolist())}
+        seen = _group_scenes(group, scenes, g)
+        taken = {int(matcher.identity(matched[n])) for n in np.flatnonzero(matched >= 0) if seen & scenes[n]}
         if not taken:
             continue  # the first look saw the same rivals
         match = matcher.match(pool[inside], exclude=taken)
