@@ -422,11 +422,13 @@ class _Apart:
         return np.arange(distances.n)
 
 
-def _one_scene(faces, cloths, old: int) -> FaceTable:
-    """``old`` photos (no clothing) then faces of one video, one shot, 100 s apart (each its own track)."""
+def _one_scene(faces, cloths, old: int, frames: list[int] | None = None) -> FaceTable:
+    """``old`` photos (no clothing) then faces of one video, one shot, 100 s apart (each its own track), or on
+    ``frames``."""
     n = len(faces)
+    frames = [1000 * k for k in range(n - old)] if frames is None else frames
     table = _clothed(faces, cloths, sources=[f"p{k}.jpg" for k in range(old)] + ["v.mp4"] * (n - old),
-                     frames=[None] * old + [1000 * k for k in range(n - old)])
+                     frames=[None] * old + frames)
     return dataclasses.replace(table, has_cloth=np.array([False] * old + [True] * (n - old)))
 
 
@@ -513,25 +515,35 @@ def test_pieces_in_two_videos_are_not_joined_by_the_scene_merge(monkeypatch):
         assert labels.tolist() == [3, 3, *expected]
 
 
-def test_of_two_pieces_matched_to_one_person_in_other_clothes_in_one_scene_the_nearer_keeps_the_name(monkeypatch):
+def _beyond(a: np.ndarray, b: np.ndarray, chord: float, further: float) -> np.ndarray:
+    """The unit vector ``further`` beyond ``_toward(a, b, chord)``, on the same great circle away from ``a``."""
+    return np.cos(_angle(chord) + _angle(further)) * a + np.sin(_angle(chord) + _angle(further)) * b
+
+
+def test_of_two_pieces_matched_to_one_person_the_nearer_keeps_the_name_where_they_share_a_frame(monkeypatch):
     """Person 0 at e0, person 7 far away. Added in one scene: a face at e0 and one 0.2 from it (each its own
-    cluster, both clearly person 0), in other clothes (fused 0.73 apart): within a scene a person wears one set of
-    clothes, so only the nearer (the face at e0) is person 0, whichever comes first; the other is no one (alone:
-    unassigned). In the same clothes both are person 0; in two videos (two scenes) too."""
+    cluster, both clearly person 0). In other clothes (fused 0.73 apart: the merge leaves them apart) both are
+    still person 0, whichever comes first: a scene's clothing never takes a clear match away (a coat held over a
+    blouse in one shot). Where the far one's group holds a face of the near one's frame (a face 0.3 beyond it in
+    its clothes, matched to no one, that the merge joins to it), that group is someone else: a new person (10),
+    whichever comes first."""
     monkeypatch.setattr("person_cluster.clustering.incremental.make_clusterer", lambda cc: _Apart())
     e, c = np.eye(DIM), np.eye(4)
     near, off = e[0], _toward(e[0], e[1], 0.2)
+    company = _beyond(e[0], e[1], 0.2, 0.3)  # 0.5 from e0: no one's
     fixed, added = np.array([0, 0, 7, 7, -1, -1]), np.array([False] * 4 + [True] * 2)
-    for faces, cloths, expected in (([near, off], [c[0], c[1]], [0, -1]), ([off, near], [c[0], c[1]], [-1, 0]),
-                                    ([off, near], [c[0], c[0]], [0, 0])):
+    for faces, cloths in (([near, off], [c[0], c[1]]), ([off, near], [c[0], c[1]]), ([off, near], [c[0], c[0]])):
         table = _one_scene([e[0], e[0], e[5], e[5], *faces], [c[3]] * 4 + cloths, old=4)
         labels, _, _, _ = cluster_added(table, CONFIG, fixed, added, 10, MARGIN)
+        assert labels.tolist() == [0, 0, 7, 7, 0, 0]
+    fixed, added = np.array([0, 0, 7, 7, -1, -1, -1]), np.array([False] * 4 + [True] * 3)
+    for faces, frames, expected in (([near, off, company], [0, 1000, 0], [0, 10, 10]),
+                                    ([off, company, near], [0, 1000, 1000], [10, 10, 0]),
+                                    ([near, off, company], [0, 1000, 2000], [0, 0, 0])):
+        cloths = [c[0] if f is near else c[1] for f in faces]
+        table = _one_scene([e[0], e[0], e[5], e[5], *faces], [c[3]] * 4 + cloths, old=4, frames=frames)
+        labels, _, _, _ = cluster_added(table, CONFIG, fixed, added, 10, MARGIN)
         assert labels.tolist() == [0, 0, 7, 7, *expected]
-    table = _clothed([e[0], e[0], e[5], e[5], near, off], [c[3]] * 4 + [c[0], c[1]],
-                     sources=["p0.jpg", "p1.jpg", "p2.jpg", "p3.jpg", "v.mp4", "w.mp4"], frames=[None] * 4 + [0, 0])
-    table = dataclasses.replace(table, has_cloth=np.array([False] * 4 + [True] * 2))
-    labels, _, _, _ = cluster_added(table, CONFIG, fixed, added, 10, MARGIN)
-    assert labels.tolist() == [0, 0, 7, 7, 0, 0]
 
 
 def _between(p3: np.ndarray, p7: np.ndarray, d3: float, d7: float) -> np.ndarray:
@@ -577,25 +589,31 @@ def test_people_who_share_a_name_are_one_person_to_the_match():
         assert labels[:6].tolist() == fixed[:6].tolist()
 
 
-def test_two_people_who_share_a_name_are_one_person_in_a_scene(monkeypatch):
+def test_two_people_who_share_a_name_are_one_person_in_a_frame(monkeypatch):
     """Persons 3 and 5 far apart, both named "Rachel". Added in one scene, in other clothes: a face at 3's and one
-    at 5's. As two people each keeps theirs; as one (a person wears one set of clothes in a scene) only the nearer
-    (the first: both are exact) keeps the name, the other is no one, whichever of the two comes first. If 3 and 5
-    are 0.2 apart, and the faces (one 0.1 from 5, then one at 3) wear the same clothes, the merge joins them: one
-    person, that of the nearer match (3)."""
+    0.05 from 5's, whose group holds a face of the first one's frame (0.3 beyond it, no one's). As two people each
+    keeps theirs; as one (a person is not seen twice in a frame) only the nearer (the exact one) keeps the name,
+    the other group is a new person (10), whichever of the two people the exact one is. If 3 and 5 are 0.2 apart, and the
+    faces (one 0.1 from 5, then one at 3) wear the same clothes, the merge joins them: one person, that of the
+    nearer match (3)."""
     monkeypatch.setattr("person_cluster.clustering.incremental.make_clusterer", lambda cc: _Apart())
     e, c = np.eye(DIM), np.eye(4)
-    fixed, added = np.array([3, 3, 5, 5, -1, -1]), np.array([False] * 4 + [True] * 2)
+    fixed, added = np.array([3, 3, 5, 5, -1, -1, -1]), np.array([False] * 4 + [True] * 3)
     same, other = {3: "Rachel", 5: "Rachel"}, {3: "Rachel", 5: "Monica"}
-    p5 = _toward(e[0], e[1], 0.2)
-    for people, faces, cloths, names, expected in (
-            ([e[0], e[5]], [e[0], e[5]], [c[0], c[1]], other, [3, 5]),
-            ([e[0], e[5]], [e[0], e[5]], [c[0], c[1]], same, [3, -1]),
-            ([e[0], e[5]], [e[5], e[0]], [c[0], c[1]], same, [5, -1]),
-            ([e[0], p5], [_toward(p5, e[2], 0.1), e[0]], [c[0], c[0]], same, [3, 3])):
-        table = _one_scene([people[0]] * 2 + [people[1]] * 2 + faces, [c[3]] * 4 + cloths, old=4)
+    for faces, names, expected in (([e[0], _toward(e[5], e[6], 0.05), _beyond(e[5], e[6], 0.05, 0.3)], other,
+                                    [3, 5, 5]),
+                                   ([e[0], _toward(e[5], e[6], 0.05), _beyond(e[5], e[6], 0.05, 0.3)], same,
+                                    [3, 10, 10]),
+                                   ([e[5], _toward(e[0], e[6], 0.05), _beyond(e[0], e[6], 0.05, 0.3)], same,
+                                    [5, 10, 10])):
+        table = _one_scene([e[0]] * 2 + [e[5]] * 2 + faces, [c[3]] * 4 + [c[0], c[1], c[1]], old=4,
+                           frames=[0, 1000, 0])
         labels, _, _, _ = cluster_added(table, CONFIG, fixed, added, 10, MARGIN, names)
         assert labels.tolist() == [3, 3, 5, 5, *expected]
+    p5 = _toward(e[0], e[1], 0.2)
+    table = _one_scene([e[0]] * 2 + [p5] * 2 + [_toward(p5, e[2], 0.1), e[0]], [c[3]] * 4 + [c[0], c[0]], old=4)
+    labels, _, _, _ = cluster_added(table, CONFIG, fixed[:6], added[:6], 10, MARGIN, same)
+    assert labels.tolist() == [3, 3, 5, 5, 3, 3]
 
 
 def _in_videos(old: list[np.ndarray], added: list[tuple[str, np.ndarray, np.ndarray]]) -> FaceTable:
@@ -617,21 +635,34 @@ def test_two_faces_of_one_photo_never_join_one_person_whichever_is_matched_first
     labels, _, _, _ = cluster_added(table, CONFIG, np.array([3, 3, 7, 7, -1, -1]),
                                     np.array([False] * 4 + [True] * 2), 10, MARGIN)
     assert labels[:4].tolist() == [3, 3, 7, 7] and sorted(labels[4:].tolist()) == [-1, 3]
+    # Persons 0 and 1, one of each in one photo: two people, each keeps theirs (photos have no second look).
+    table = _table([e[0], e[0], e[5], e[5], e[0], e[5]], sources=["p0.jpg", "p1.jpg", "p2.jpg", "p3.jpg", "x.jpg",
+                                                                  "x.jpg"])
+    labels, _, _, _ = cluster_added(table, _config(postprocess={"min_csize": 1}), np.array([0, 0, 1, 1, -1, -1]),
+                                    np.array([False] * 4 + [True] * 2), 10, MARGIN)
+    assert labels.tolist() == [0, 0, 1, 1, 0, 1]
 
 
-def test_one_group_per_person_and_scene_with_people_zero_and_one_and_two_videos(monkeypatch):
-    """Persons 0 (e0), 1 (e5) and 7 (far). In v.mp4, each in its own clothes: a face at 0's, one at 1's, one 0.1
-    from 1's and one 0.1 from 0's; in w.mp4 one 0.05 from 0's. Of each person's groups in v the nearer keeps the
-    person (two people with one group each, 0 and 1, both keep theirs); w is another scene: its group keeps 0 too,
-    whatever the order of the groups' distances (0, 0.05, 0.1)."""
+def test_one_group_per_person_and_frame_with_people_zero_and_one_and_two_videos(monkeypatch):
+    """Persons 0 (e0), 1 (e5) and 7 (far). In v.mp4, each in its own clothes: a face at 0's and one at 1's (both on
+    frame 0: two people, each keeps theirs), and two groups of two: one 0.1 from 1's with a face 0.3 beyond it in
+    frame 0, one 0.1 from 0's with a face 0.3 beyond it in frame 0. Each of those shares a frame with the nearer
+    match of its person: both are new people. In w.mp4 a face 0.05 from 0's on frame 0: another video's frame, so
+    it keeps 0 too, whatever the order of the distances (0, 0.05, 0.1)."""
     monkeypatch.setattr("person_cluster.clustering.incremental.make_clusterer", lambda cc: _Apart())
     e, c = np.eye(DIM), np.eye(4)
-    added = [("v.mp4", e[0], c[0]), ("v.mp4", e[5], c[1]), ("v.mp4", _toward(e[5], e[6], 0.1), c[2]),
-             ("v.mp4", _toward(e[0], e[2], 0.1), c[3]), ("w.mp4", _toward(e[0], e[3], 0.05), c[0])]
-    table = _in_videos([e[0], e[0], e[5], e[5], e[9], e[9]], added)
-    labels, _, _, _ = cluster_added(table, CONFIG, np.array([0, 0, 1, 1, 7, 7] + [-1] * 5),
-                                    np.array([False] * 6 + [True] * 5), 10, MARGIN)
-    assert labels.tolist() == [0, 0, 1, 1, 7, 7, 0, 1, -1, -1, 0]
+    added = [("v.mp4", 0, e[0], c[0]), ("v.mp4", 0, e[5], c[1]), ("v.mp4", 2000, _toward(e[5], e[6], 0.1), c[2]),
+             ("v.mp4", 0, _beyond(e[5], e[6], 0.1, 0.3), c[2]), ("v.mp4", 3000, _toward(e[0], e[2], 0.1), c[3]),
+             ("v.mp4", 0, _beyond(e[0], e[2], 0.1, 0.3), c[3]), ("w.mp4", 0, _toward(e[0], e[3], 0.05), c[0])]
+    old = [e[0], e[0], e[5], e[5], e[9], e[9]]
+    table = _clothed(old + [f for _, _, f, _ in added], [np.zeros(4)] * len(old) + [k for _, _, _, k in added],
+                     sources=[f"p{k}.jpg" for k in range(len(old))] + [s for s, _, _, _ in added],
+                     frames=[None] * len(old) + [f for _, f, _, _ in added])
+    table = dataclasses.replace(table, has_cloth=np.arange(len(table)) >= len(old))
+    labels, _, _, _ = cluster_added(table, CONFIG, np.array([0, 0, 1, 1, 7, 7] + [-1] * 7),
+                                    np.array([False] * 6 + [True] * 7), 10, MARGIN)
+    assert labels[:8].tolist() == [0, 0, 1, 1, 7, 7, 0, 1] and labels[12] == 0
+    assert labels[8] == labels[9] >= 10 and labels[10] == labels[11] >= 10 and labels[8] != labels[10]
 
 
 def test_the_second_look_largest_group_first_only_where_someone_is_taken(monkeypatch):
@@ -652,12 +683,29 @@ def test_the_second_look_largest_group_first_only_where_someone_is_taken(monkeyp
 
 
 def test_a_person_with_one_group_does_not_end_the_check_of_the_next(monkeypatch):
-    """Persons 0 (e0) and 1 (e5). In one scene, each in its own clothes: a face at 0's, one at 1's and one 0.1 from
-    1's: person 0 has one group, person 1 two, of which the nearer keeps the person."""
+    """Persons 0 (e0) and 1 (e5). In one scene, each in its own clothes: a face at 0's, one at 1's and a group 0.1
+    from 1's with a face 0.3 beyond it in the frame of 1's: person 0 has one group, person 1 two, of which the
+    nearer keeps the person; the other is a new person."""
     monkeypatch.setattr("person_cluster.clustering.incremental.make_clusterer", lambda cc: _Apart())
     e, c = np.eye(DIM), np.eye(4)
-    table = _in_videos([e[0], e[0], e[5], e[5]], [("v.mp4", e[0], c[0]), ("v.mp4", e[5], c[1]),
-                                                  ("v.mp4", _toward(e[5], e[6], 0.1), c[2])])
-    labels, _, _, _ = cluster_added(table, CONFIG, np.array([0, 0, 1, 1, -1, -1, -1]),
-                                    np.array([False] * 4 + [True] * 3), 10, MARGIN)
-    assert labels.tolist() == [0, 0, 1, 1, 0, 1, -1]
+    faces = [e[0], e[5], _toward(e[5], e[6], 0.1), _beyond(e[5], e[6], 0.1, 0.3)]
+    table = _one_scene([e[0], e[0], e[5], e[5], *faces], [np.zeros(4)] * 4 + [c[0], c[1], c[2], c[2]], old=4,
+                       frames=[0, 1000, 2000, 1000])
+    labels, _, _, _ = cluster_added(table, CONFIG, np.array([0, 0, 1, 1, -1, -1, -1, -1]),
+                                    np.array([False] * 4 + [True] * 4), 10, MARGIN)
+    assert labels.tolist() == [0, 0, 1, 1, 0, 1, 10, 10]
+
+
+def test_a_group_s_nearest_match_decides_which_of_two_groups_sharing_a_frame_keeps_the_person(monkeypatch):
+    """Person 0 (e0), 7 far. In one scene: a group in one set of clothes of a face at 0's (frame 0) and one 0.3
+    from it (both person 0: nearest 0, farthest 0.3), and in other clothes a face 0.1 from 0's with a face 0.3
+    beyond it on frame 0. The first group's nearest match (0) is nearer than the second's (0.1): it keeps the
+    person, the second is a new person."""
+    monkeypatch.setattr("person_cluster.clustering.incremental.make_clusterer", lambda cc: _Apart())
+    e, c = np.eye(DIM), np.eye(4)
+    faces = [e[0], _toward(e[0], e[1], 0.3), _toward(e[0], e[2], 0.1), _beyond(e[0], e[2], 0.1, 0.3)]
+    table = _one_scene([e[0], e[0], e[5], e[5], *faces], [np.zeros(4)] * 4 + [c[0], c[0], c[1], c[1]], old=4,
+                       frames=[0, 1000, 2000, 0])
+    labels, _, _, _ = cluster_added(table, CONFIG, np.array([0, 0, 7, 7, -1, -1, -1, -1]),
+                                    np.array([False] * 4 + [True] * 4), 10, MARGIN)
+    assert labels.tolist() == [0, 0, 7, 7, 0, 0, 10, 10]

@@ -9,10 +9,11 @@ at least ``library.margin`` further, and it holds no face of a frame where that 
 is a new person. A wrong name is worse than a missing one, so a new cluster that is about as near two people joins
 neither. Then the scene merge of a full clustering (:func:`~..postprocess.merge_within_scenes`) runs over the new
 clusters: a piece of a person that matched no one joins, within its scene, the piece that did (and takes its
-person), or other unmatched pieces; two people are never joined. A person wears one set of clothes within a
-scene, so the groups the merge leaves apart in one scene are different people: of those that matched one person,
-only the nearest match keeps them (:func:`_one_per_scene`), and a group that matched no one has a second look in
-which the people already placed elsewhere in its scene are no rivals (:func:`_match_the_rest`).
+person), or other unmatched pieces; two people are never joined. Two groups that share a frame are two people: of
+those that matched one person, only the nearest match keeps them (:func:`_one_per_frame`). A person mostly wears
+one set of clothes within a scene, so a group that matched no one has a second look in which the people already
+placed elsewhere in its scene are no rivals (:func:`_match_the_rest`). The scene's clothing breaks a tie; it never
+takes a clear match away, since it is not always one set (a coat held over a blouse in one shot).
 
 Costs O(added items x items) distances, never all pairs of the library: adding a 33-s clip to an OUT of 100,000
 faces computes a few million distances instead of five billion.
@@ -108,12 +109,12 @@ def cluster_added(table: FaceTable, config: Config, fixed: np.ndarray, added: np
         scene = features.face_scenes(items)
         group = _merge_within_scenes(table, items, first, scene, fusion, pool, pool_cluster, matched, same_frame,
                                      config, matcher.identity)
-        # Each cluster's scenes (photos, -1, have none), once for both rules.
+        # Each cluster's scenes (photos, -1, have none), for the second look.
         scenes: list[set[int]] = [set() for _ in clusters]
         for n, s in zip(pool_cluster.tolist(), scene[first[pool]].tolist()):
             if s >= 0:
                 scenes[n].add(s)
-        matched = _one_per_scene(group, matched, score, scenes, matcher.identity)
+        matched = _one_per_frame(group, matched, score, pool, pool_cluster, matcher.linked, matcher.identity)
         matched = _match_the_rest(matcher, group, matched, pool, pool_cluster, scenes)
     for g in np.unique(group):
         members = pool[np.isin(pool_labels, clusters[group == g])]
@@ -144,7 +145,7 @@ def _merge_within_scenes(table: FaceTable, items: Tracks, first: np.ndarray, sce
     (:func:`~..postprocess.merge_within_scenes`), so that a person's pieces in the added clip that the match left
     unnamed join the piece that was named. Clusters ``matched`` to two people never join; two matched to one
     person join only as any two clusters do (their clothes in the scene agree), so that the merge can tell which
-    of them is not that person (:func:`_one_per_scene`). ``pool_cluster``: each pool item's cluster (0..);
+    of them is not that person (:func:`_one_per_frame`). ``pool_cluster``: each pool item's cluster (0..);
     ``first``: each item's first face; ``scene``: each face's (ItemFeatures.face_scenes)."""
     from ..postprocess import SceneMerge, merge_within_scenes
 
@@ -204,25 +205,28 @@ def _group_scenes(group: np.ndarray, scenes: list[set[int]], g: int) -> set[int]
     return set().union(*(scenes[n] for n in np.flatnonzero(group == g)))
 
 
-def _one_per_scene(group: np.ndarray, matched: np.ndarray, score: np.ndarray, scenes: list[set[int]],
+def _one_per_frame(group: np.ndarray, matched: np.ndarray, score: np.ndarray, pool: np.ndarray,
+                   pool_cluster: np.ndarray, linked: tuple[np.ndarray, np.ndarray],
                    identity: Callable[[np.ndarray], np.ndarray]) -> np.ndarray:
-    """``matched`` where, of the groups holding one person (identity) that share a scene, only the group of the
-    nearest match keeps the person. Within a scene a person wears one set of clothes, so two of the scene's groups
-    that the merge left apart (their clothes differ) are two people, and at most one of them is that person.
-    ``scenes``: each cluster's."""
+    """``matched`` where, of the groups holding one person (identity), a group with a face of a frame in which a
+    nearer-matched group of that person is seen loses the person: one person is never seen twice in a frame, and
+    the nearer match is the likelier. ``linked``: cannot-linked items, both ways; ``pool_cluster``: each pool
+    item's cluster."""
     matched = matched.copy()
     who = np.where(matched >= 0, identity(np.maximum(matched, 0)), -1)
+    item_group = group[pool_cluster]  # each pool item's group
     for person in np.unique(who[who >= 0]):
         groups = np.unique(group[who == person])
         if len(groups) < 2:
             continue
         best = [score[(group == g) & (who == person)].min() for g in groups]
-        taken: set[int] = set()
+        kept: set[int] = set()  # the items of the groups that keep the person
         for g in groups[np.argsort(best, kind="stable")]:
-            seen = _group_scenes(group, scenes, g)
-            if seen & taken:
+            items = pool[item_group == g]
+            if kept.intersection(linked[1][np.isin(linked[0], items)].tolist()):
                 matched[(group == g) & (who == person)] = -1
-            taken |= seen
+            else:
+                kept.update(items.tolist())
     return matched
 
 
