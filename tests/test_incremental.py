@@ -628,13 +628,14 @@ def _in_videos(old: list[np.ndarray], added: list[tuple[str, np.ndarray, np.ndar
 
 def test_two_faces_of_one_photo_never_join_one_person_whichever_is_matched_first():
     """Persons 3 and 7; one added photo with two faces, at person 3's and 0.1 from it: the first matched is 3, the
-    other may not be (same photo) and is no one else: unassigned."""
+    other may not be (same photo) and is no one else: unassigned; with the scene merge off too."""
     e = np.eye(DIM)
     table = _table([e[0], e[0], e[5], e[5], e[0], _toward(e[0], e[1], 0.1)],
                    sources=["p0.jpg", "p1.jpg", "p2.jpg", "p3.jpg", "x.jpg", "x.jpg"])
-    labels, _, _, _ = cluster_added(table, CONFIG, np.array([3, 3, 7, 7, -1, -1]),
-                                    np.array([False] * 4 + [True] * 2), 10, MARGIN)
-    assert labels[:4].tolist() == [3, 3, 7, 7] and sorted(labels[4:].tolist()) == [-1, 3]
+    for config in (CONFIG, _config(postprocess={"scene_merge": False})):
+        labels, _, _, _ = cluster_added(table, config, np.array([3, 3, 7, 7, -1, -1]),
+                                        np.array([False] * 4 + [True] * 2), 10, MARGIN)
+        assert labels[:4].tolist() == [3, 3, 7, 7] and sorted(labels[4:].tolist()) == [-1, 3]
     # Persons 0 and 1, one of each in one photo: two people, each keeps theirs (photos have no second look).
     table = _table([e[0], e[0], e[5], e[5], e[0], e[5]], sources=["p0.jpg", "p1.jpg", "p2.jpg", "p3.jpg", "x.jpg",
                                                                   "x.jpg"])

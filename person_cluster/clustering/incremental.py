@@ -233,13 +233,12 @@ def _one_per_frame(group: np.ndarray, matched: np.ndarray, score: np.ndarray, po
 def _match_the_rest(matcher: _Matcher, group: np.ndarray, matched: np.ndarray, pool: np.ndarray,
                     pool_cluster: np.ndarray, scenes: list[set[int]]) -> np.ndarray:
     """``matched`` after a second look at the groups that matched no one, largest first: each is matched as one
-    (all its items), and a person who is already another group of one of its scenes is no rival, since one
-    scene's groups are different people. So a group about as near two people, of whom one is elsewhere in the
-    scene, is the other. Photos (no scene) have no second look. ``scenes``: each cluster's."""
+    (all its items), and a person who is already another group of one of its scenes is no rival: within a scene a
+    person mostly wears one set of clothes, and the merge left the two apart. So a group about as near two people,
+    of whom one is elsewhere in the scene, is the other. Photos (no scene) have no second look. ``scenes``: each cluster's."""
     matched = matched.copy()
-    size = np.bincount(pool_cluster, minlength=len(group))  # items per cluster
+    # The groups are numbered by their faces, most first (merge_within_scenes numbers them so).
     left = [g for g in np.unique(group) if matched[group == g].max() < 0]
-    left.sort(key=lambda g: -int(size[group == g].sum()))
     for g in left:
         clusters = np.flatnonzero(group == g)
         inside = np.isin(pool_cluster, clusters)
