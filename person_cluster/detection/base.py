@@ -49,10 +49,7 @@ class Detector(ABC):
 
     def __call__(self, rgb: np.ndarray) -> list[Detection]:
         h, w = rgb.shape[:2]
-        scale = min(1.0, self.max_side / max(h, w))
-        small = rgb if scale >= 1.0 else cv2.resize(rgb, (round(w * scale), round(h * scale)), interpolation=cv2.INTER_AREA)
-        out = [d if scale >= 1.0 else d.scaled(1 / scale) for d in self.detect(small)]
-        return self._kept(out, w, h)
+        return self._kept(self._found(rgb), w, h)
 
     def with_border(self, rgb: np.ndarray, share: float) -> list[Detection]:
         """Faces in ``rgb`` found inside a border of ``share`` of its longer side on every side, made of its edge
@@ -61,7 +58,14 @@ class Detector(ABC):
         h, w = rgb.shape[:2]
         pad = round(share * max(h, w))
         framed = cv2.copyMakeBorder(rgb, pad, pad, pad, pad, cv2.BORDER_REPLICATE)
-        return self._kept([d.shifted(-pad, -pad) for d in self(framed)], w, h)
+        return self._kept([d.shifted(-pad, -pad) for d in self._found(framed)], w, h)
+
+    def _found(self, rgb: np.ndarray) -> list[Detection]:
+        """Every face :meth:`detect` finds in ``rgb`` downscaled to ``max_side``, in ``rgb``'s own pixels."""
+        h, w = rgb.shape[:2]
+        scale = min(1.0, self.max_side / max(h, w))
+        small = rgb if scale >= 1.0 else cv2.resize(rgb, (round(w * scale), round(h * scale)), interpolation=cv2.INTER_AREA)
+        return [d if scale >= 1.0 else d.scaled(1 / scale) for d in self.detect(small)]
 
     def _kept(self, found: list[Detection], w: int, h: int) -> list[Detection]:
         # The size that counts is what lies inside the frame: a face cut by the frame edge to a sliver gives a
