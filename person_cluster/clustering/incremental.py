@@ -114,7 +114,7 @@ def cluster_added(table: FaceTable, config: Config, fixed: np.ndarray, added: np
         for n, s in zip(pool_cluster.tolist(), scene[first[pool]].tolist()):
             if s >= 0:
                 scenes[n].add(s)
-        matched = _one_per_frame(group, matched, score, pool, pool_cluster, matcher.linked, matcher.identity)
+        matched = _one_per_frame(matcher, group, matched, score, pool, pool_cluster)
         matched = _match_the_rest(matcher, group, matched, pool, pool_cluster, scenes)
     for g in np.unique(group):
         members = pool[np.isin(pool_labels, clusters[group == g])]
@@ -144,8 +144,9 @@ def _merge_within_scenes(table: FaceTable, items: Tracks, first: np.ndarray, sce
     """The group of each of the pool's clusters after the scene merge of a full clustering
     (:func:`~..postprocess.merge_within_scenes`), so that a person's pieces in the added clip that the match left
     unnamed join the piece that was named. Clusters ``matched`` to two people never join; two matched to one
-    person join only as any two clusters do (their clothes in the scene agree), so that the merge can tell which
-    of them is not that person (:func:`_one_per_frame`). ``pool_cluster``: each pool item's cluster (0..);
+    person join only as any two clusters do (their clothes in the scene agree), so that a piece of someone else
+    that matched that person is not joined to them, and loses them where it shares a frame with the nearer match
+    (:func:`_one_per_frame`). ``pool_cluster``: each pool item's cluster (0..);
     ``first``: each item's first face; ``scene``: each face's (ItemFeatures.face_scenes)."""
     from ..postprocess import SceneMerge, merge_within_scenes
 
@@ -192,12 +193,16 @@ class _Matcher:
             people = people[~np.isin(self.identity(self.item_label[people]), list(exclude))]
         match = _clear_match(self.fusion, members, people, self.item_label, self.threshold, self.margin,
                              self.identity)
-        if match is not None and match[0] in self.placed[self.linked[1][np.isin(self.linked[0], members)]]:
+        if match is not None and match[0] in self.placed[self.partners(members)]:
             return None  # nearest to someone it cannot be: a new person rather than a wrong one
         return match
 
     def place(self, members: np.ndarray, person: int) -> None:
         self.placed[members] = person
+
+    def partners(self, members: np.ndarray) -> np.ndarray:
+        """The items cannot-linked with any of ``members`` (a face of one of their frames)."""
+        return self.linked[1][np.isin(self.linked[0], members)]
 
 
 def _group_scenes(group: np.ndarray, scenes: list[set[int]], g: int) -> set[int]:
@@ -205,15 +210,13 @@ def _group_scenes(group: np.ndarray, scenes: list[set[int]], g: int) -> set[int]
     return set().union(*(scenes[n] for n in np.flatnonzero(group == g)))
 
 
-def _one_per_frame(group: np.ndarray, matched: np.ndarray, score: np.ndarray, pool: np.ndarray,
-                   pool_cluster: np.ndarray, linked: tuple[np.ndarray, np.ndarray],
-                   identity: Callable[[np.ndarray], np.ndarray]) -> np.ndarray:
+def _one_per_frame(matcher: _Matcher, group: np.ndarray, matched: np.ndarray, score: np.ndarray, pool: np.ndarray,
+                   pool_cluster: np.ndarray) -> np.ndarray:
     """``matched`` where, of the groups holding one person (identity), a group with a face of a frame in which a
     nearer-matched group of that person is seen loses the person: one person is never seen twice in a frame, and
-    the nearer match is the likelier. ``linked``: cannot-linked items, both ways; ``pool_cluster``: each pool
-    item's cluster."""
+    the nearer match is the likelier. ``pool_cluster``: each pool item's cluster."""
     matched = matched.copy()
-    who = np.where(matched >= 0, identity(np.maximum(matched, 0)), -1)
+    who = np.where(matched >= 0, matcher.identity(np.maximum(matched, 0)), -1)
     item_group = group[pool_cluster]  # each pool item's group
     for person in np.unique(who[who >= 0]):
         groups = np.unique(group[who == person])
@@ -223,7 +226,7 @@ def _one_per_frame(group: np.ndarray, matched: np.ndarray, score: np.ndarray, po
         kept: set[int] = set()  # the items of the groups that keep the person
         for g in groups[np.argsort(best, kind="stable")]:
             items = pool[item_group == g]
-            if kept.intersection(linked[1][np.isin(linked[0], items)].tolist()):
+            if kept.intersection(matcher.partners(items).tolist()):
                 matched[(group == g) & (who == person)] = -1
             else:
                 kept.update(items.tolist())
