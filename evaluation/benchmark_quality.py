@@ -21,7 +21,7 @@ features. Datasets:
 Methods: the seeds' baselines (DBSCAN eps 0.5 on raw descriptors; seed 004's relative HAC cut with merges; dlib's
 Chinese whispers at 0.5), this project's default, the default as it was at 82f5774 (clothing within 10 s, no
 track checks, no scene merge), and the default with one mechanism switched (scenes, track checks, the scene
-merge, the quality gate, the mirror average, HAC or FINCH instead of Chinese whispers); and on the three videos, the default on other clothing
+merge, its metric learnt per video, the quality gate, the mirror average, HAC or FINCH instead of Chinese whispers); and on the three videos, the default on other clothing
 features (``FEATURES``: the later stage alone, as at 6d28113, and the early stage without the colour
 histograms), each extracted once more; and the default on features whose chips were aligned by one set of points
 (``face.align``: dlib's landmarks alone, as before, or the detector's alone) instead of both.
@@ -140,6 +140,7 @@ METHODS = {
     "default at 82f5774 (clothing within 10 s, no track checks)": ours(BEFORE),
     "**default** (scenes, track checks, scene merge; Chinese whispers 0.36, face + clothing 0.5)": ours({}),
     "default without the scene merge": ours({"postprocess.scene_merge": False}),
+    "default, the scene merge in dlib's space (no metric learnt per video)": ours({"postprocess.scene_metric_dims": None}),
     "default, clothing within 10 s instead of scenes": ours({"fusion.cloth_scope": "window"}),
     "default, clothing always compared": ours({"fusion.cloth_scope": "always"}),
     "default without track checks": ours({"tracking.ambiguity_margin": 0, "tracking.split_distance": None}),

@@ -33,6 +33,7 @@ if TYPE_CHECKING:
     from .clustering import DenseDistances, GraphDistances
     from .constraints import CannotLinks
     from .fusion import Fusion
+    from .postprocess import SceneMerge
     from .review import Applied
     from .tracking import Tracks
 
@@ -170,6 +171,24 @@ def _cloth_groups(table: FaceTable, tracks: Tracks, config: Config) -> tuple[np.
     return group, start, end
 
 
+def scene_merge(table: FaceTable, tracks: np.ndarray, scene: np.ndarray, config: Config,
+                cannot: CannotLinks | None = None, videos: set[str] | None = None) -> SceneMerge:
+    """What the scene merge compares by: ``scene`` (each face's clothing group), the fusion's weights and the
+    clustering's threshold, and the faces in each video's own metric (``postprocess.scene_metric_dims``), learnt
+    from ``tracks`` (each face's) and ``cannot`` (the faces of one frame, computed when not given); ``videos``: only
+    these videos' (an ``add``: those of the clusters it merges)."""
+    from .constraints import CannotLinks
+    from .metric import video_metric
+    from .postprocess import SceneMerge
+
+    dims = config.postprocess.scene_metric_dims
+    face = None
+    if dims is not None and config.postprocess.scene_merge:
+        face = video_metric(table, tracks, CannotLinks.same_frame(table) if cannot is None else cannot, dims, videos)
+    return SceneMerge(scene, config.fusion.face_weight, config.fusion.cloth_weight,
+                      config.clustering.distance_threshold, face)
+
+
 def cluster_table(table: FaceTable, config: Config, prepared: ClusteringInput | None = None,
                   applied: Applied | None = None) -> np.ndarray:
     """Cluster labels (-1 = unassigned) for every face of ``table``: tracks are clustered, their faces take
@@ -179,7 +198,7 @@ def cluster_table(table: FaceTable, config: Config, prepared: ClusteringInput | 
     small."""
     from .clustering import clusterer_class, make_clusterer
     from .clustering.gate import QualityGate
-    from .postprocess import SceneMerge, postprocess
+    from .postprocess import postprocess
     from .review import NOT_A_FACE
 
     if prepared is None:
@@ -198,7 +217,7 @@ def cluster_table(table: FaceTable, config: Config, prepared: ClusteringInput | 
         labels = np.where(applied.not_face, -1, applied.enforce(labels))
     table = prepared.table
     # The seeds' baseline (DBSCAN) stays as it was: no tracks, no constraints, no scene merge.
-    scenes = (SceneMerge(prepared.scene, config.fusion.face_weight, config.fusion.cloth_weight, cc.distance_threshold)
+    scenes = (scene_merge(table, prepared.tracks.ids, prepared.scene, config)
               if clusterer_class(cc.algorithm).honours_constraints else None)
     labels = postprocess(labels, table.face, table.cloth, table.has_cloth, config.postprocess,
                          prepared.cannot if len(prepared.cannot) else None,

@@ -284,6 +284,9 @@ class PostprocessConfig:
     # Join a person's pieces within a scene by their centroids' fused distance (faces and the scene's clothing)
     # below clustering.distance_threshold, closest first (see person_cluster.postprocess).
     scene_merge: bool = True
+    # The scene merge compares faces in each video's own metric, its strongest this many directions (see
+    # person_cluster.metric); null: in dlib's space.
+    scene_metric_dims: int | None = 32
     min_csize: int = 2  # smaller clusters become "unassigned" (cluster -1); their faces stay in the manifest
 
     def validate(self) -> None:
@@ -291,6 +294,8 @@ class PostprocessConfig:
             v = getattr(self, key)
             _require(v is None or v > 0, f"postprocess.{key}", "must be null or > 0")
         _require(self.max_merge_passes >= 0, "postprocess.max_merge_passes", "must be >= 0")
+        _require(self.scene_metric_dims is None or 1 <= self.scene_metric_dims <= 127, "postprocess.scene_metric_dims",
+                 "must be null or 1..127")
         _require(self.min_csize >= 1, "postprocess.min_csize", "must be >= 1")
 
 
@@ -478,6 +483,7 @@ _NULLABLE: dict[str, type] = {
     "detection.max_side": int,
     "detection.score_threshold": float,
     "cloth.weights_file": str,
+    "postprocess.scene_metric_dims": int,
     "tracking.split_distance": float,
     "postprocess.merge_face_threshold": float,
     "postprocess.merge_cloth_threshold": float,

@@ -91,12 +91,14 @@ def merge_close_clusters(
 @dataclass(frozen=True)
 class SceneMerge:
     """What :func:`merge_within_scenes` compares by: each face's clothing group (its scene: ``fusion.cloth_scope``;
-    -1 for a photo, which has no scene), the fusion's weights, and the clustering's own distance threshold."""
+    -1 for a photo, which has no scene), the fusion's weights, the clustering's own distance threshold, and the
+    face descriptors to compare (:func:`~.metric.video_metric`'s; None: those the merge is given)."""
 
     scene: np.ndarray  # (faces,) int
     face_weight: float
     cloth_weight: float
     threshold: float
+    face: np.ndarray | None = None
 
 
 def merge_within_scenes(labels: np.ndarray, face: np.ndarray, cloth: np.ndarray, has_cloth: np.ndarray,
@@ -110,6 +112,7 @@ def merge_within_scenes(labels: np.ndarray, face: np.ndarray, cloth: np.ndarray,
     clothing are not compared: across scenes the face alone would decide, and the clustering has already judged
     the faces (a face-only centroid merge at this threshold joins different people in photo sets)."""
     labels = compact(labels)
+    face = face if merge.face is None else merge.face
     scene = np.asarray(merge.scene, np.int64)
     rows = (labels >= 0) & np.asarray(has_cloth, bool) & (scene >= 0)
     k = int(labels.max(initial=-1)) + 1  # no faces at all: k = 0

@@ -107,7 +107,7 @@ def cluster_added(table: FaceTable, config: Config, fixed: np.ndarray, added: np
     group = np.arange(len(clusters))
     if config.postprocess.scene_merge:
         scene = features.face_scenes(items)
-        group = _merge_within_scenes(table, items, first, scene, fusion, pool, pool_cluster, matched, same_frame,
+        group = _merge_within_scenes(table, items, first, scene, pool, pool_cluster, matched, same_frame,
                                      config, matcher.identity)
         # Each cluster's scenes (photos, -1, have none), for the second look.
         scenes: list[set[int]] = [set() for _ in clusters]
@@ -138,8 +138,8 @@ def cluster_added(table: FaceTable, config: Config, fixed: np.ndarray, added: np
     return labels, tracks, next_free, report
 
 
-def _merge_within_scenes(table: FaceTable, items: Tracks, first: np.ndarray, scene: np.ndarray, fusion: Fusion,
-                         pool: np.ndarray, pool_cluster: np.ndarray, matched: np.ndarray, cannot: CannotLinks,
+def _merge_within_scenes(table: FaceTable, items: Tracks, first: np.ndarray, scene: np.ndarray, pool: np.ndarray,
+                         pool_cluster: np.ndarray, matched: np.ndarray, cannot: CannotLinks,
                          config: Config, identity: Callable[[np.ndarray], np.ndarray]) -> np.ndarray:
     """The group of each of the pool's clusters after the scene merge of a full clustering
     (:func:`~..postprocess.merge_within_scenes`), so that a person's pieces in the added clip that the match left
@@ -148,7 +148,8 @@ def _merge_within_scenes(table: FaceTable, items: Tracks, first: np.ndarray, sce
     that matched that person is not joined to them, and loses them where it shares a frame with the nearer match
     (:func:`_one_per_frame`). ``pool_cluster``: each pool item's cluster (0..);
     ``first``: each item's first face; ``scene``: each face's (ItemFeatures.face_scenes)."""
-    from ..postprocess import SceneMerge, merge_within_scenes
+    from ..api import scene_merge
+    from ..postprocess import merge_within_scenes
 
     item_labels = np.full(items.count, -1, np.int64)
     item_labels[pool] = pool_cluster
@@ -158,8 +159,9 @@ def _merge_within_scenes(table: FaceTable, items: Tracks, first: np.ndarray, sce
     i, j = np.triu_indices(len(one), 1)
     keep = (matched[i] >= 0) & (matched[j] >= 0) & (identity(matched[i]) != identity(matched[j]))
     i, j = i[keep], j[keep]
+    videos = {table.sources[k] for k in np.flatnonzero(face_labels >= 0).tolist()}
+    merge = scene_merge(table, items.ids, scene, config, cannot, videos)
     cannot = CannotLinks(np.concatenate([cannot.i, one[i]]), np.concatenate([cannot.j, one[j]]), len(table))
-    merge = SceneMerge(scene, fusion.face_weight, fusion.cloth_weight, config.clustering.distance_threshold)
     merged = merge_within_scenes(face_labels, table.face, table.cloth, table.has_cloth, merge, cannot)
     return merged[one]
 
