@@ -45,16 +45,18 @@ def video_metric(table: FaceTable, tracks: np.ndarray, cannot: CannotLinks, dims
     face = l2_normalize(table.face).astype(np.float64)
     out = face.copy()
     video = np.array([f is not None for f in table.frames], bool)
-    sources = np.array(table.sources, dtype=object)
-    for source in dict.fromkeys(sources[video].tolist()):
-        if videos is not None and source not in videos:
+    names, source = np.unique(np.array(table.sources, dtype=object), return_inverse=True)
+    source = np.where(video, source, -1)
+    pair_source = source[cannot.i]  # faces of one frame are of one video
+    for k in np.unique(source[source >= 0]).tolist():
+        if videos is not None and names[k] not in videos:
             continue
-        rows = np.flatnonzero(video & (sources == source))
-        mine = np.isin(cannot.i, rows) & np.isin(cannot.j, rows)
+        rows = np.flatnonzero(source == k)
+        mine = pair_source == k
         projected = _project(face, rows, tracks[rows], cannot.i[mine], cannot.j[mine], dims)
         if projected is None:
             log.info("%s: too few tracks or faces of one frame to learn a metric; its scene merge compares dlib's "
-                     "descriptors", source)
+                     "descriptors", names[k])
         else:
             out[rows] = projected
     return out.astype(np.float32)
@@ -78,8 +80,7 @@ def _project(face: np.ndarray, rows: np.ndarray, tracks: np.ndarray, i: np.ndarr
     between = diff.T @ diff / len(diff)
     _, vectors = eigh(between, within)
     u = l2_normalize((x @ vectors[:, ::-1][:, :dims]).astype(np.float32)).astype(np.float64)
-    at = {int(r): k for k, r in enumerate(rows)}
-    a, b = np.array([at[int(v)] for v in i]), np.array([at[int(v)] for v in j])
+    a, b = np.searchsorted(rows, i), np.searchsorted(rows, j)  # rows is sorted
     own = np.median(np.linalg.norm(x[a] - x[b], axis=1))
     learnt = np.median(np.linalg.norm(u[a] - u[b], axis=1))
     scale = min(1.0, float(own / learnt)) if learnt > 0 else 1.0
