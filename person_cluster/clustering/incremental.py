@@ -9,8 +9,9 @@ at least ``library.margin`` further, and it holds no face of a frame where that 
 is a new person. A wrong name is worse than a missing one, so a new cluster that is about as near two people joins
 neither. Then the scene merge of a full clustering (:func:`~..postprocess.merge_within_scenes`, in each video's
 learnt metric: :mod:`..metric`) runs over the new clusters: a piece of a person that matched no one joins, within
-its scene, the piece that did (and takes its person), or other unmatched pieces; two people are never joined. Two groups that share a frame are two people: of
-those that matched one person, only the nearest match keeps them (:func:`_one_per_frame`). A person mostly wears
+its scene, the piece that did (and takes its person), or other unmatched pieces; two people are never joined. Two
+groups that share a frame are two people: of those that matched one person, only the nearest match keeps them
+(:func:`_one_per_frame`). A person mostly wears
 one set of clothes within a scene, so a group that matched no one has a second look in which the people already
 placed elsewhere in its scene are no rivals (:func:`_match_the_rest`). The scene's clothing breaks a tie; it never
 takes a clear match away, since it is not always one set (a coat held over a blouse in one shot).
