@@ -112,7 +112,6 @@ def merge_within_scenes(labels: np.ndarray, face: np.ndarray, cloth: np.ndarray,
     clothing are not compared: across scenes the face alone would decide, and the clustering has already judged
     the faces (a face-only centroid merge at this threshold joins different people in photo sets)."""
     labels = compact(labels)
-    face = face if merge.face is None else merge.face
     scene = np.asarray(merge.scene, np.int64)
     rows = (labels >= 0) & np.asarray(has_cloth, bool) & (scene >= 0)
     k = int(labels.max(initial=-1)) + 1  # no faces at all: k = 0
@@ -120,6 +119,10 @@ def merge_within_scenes(labels: np.ndarray, face: np.ndarray, cloth: np.ndarray,
         return labels
     f, c = l2_normalize(face), l2_normalize(cloth)
     face_sum = _group_sums(f[labels >= 0], labels[labels >= 0], k)
+    # In the video's learnt metric where given, for pairs of clusters both seen with someone else (a face of one of
+    # their frames in another cluster): the metric was learnt from such faces, and says nothing of the rest.
+    learnt = face_sum if merge.face is None else _group_sums(l2_normalize(merge.face)[labels >= 0],
+                                                              labels[labels >= 0], k)
     # One row per cluster and scene: the sum of its clothing there and how many faces it has there.
     scenes = int(scene.max()) + 1
     key, row = np.unique(labels[rows] * scenes + scene[rows], return_inverse=True)
@@ -134,6 +137,7 @@ def merge_within_scenes(labels: np.ndarray, face: np.ndarray, cloth: np.ndarray,
     for x, y in (cannot.forbidden_between(labels) if cannot is not None and len(cannot) else ()):
         apart[x].add(y)
         apart[y].add(x)
+    seen = np.array([bool(apart[cl]) for cl in range(k)])  # with someone else, in one frame
     version = [0] * k  # a cluster's centroids change when it joins another: older heap entries are stale
 
     def entries(a: int, above: int = -1) -> list[tuple[float, int, int, int, int]]:
@@ -153,6 +157,9 @@ def merge_within_scenes(labels: np.ndarray, face: np.ndarray, cloth: np.ndarray,
         if not len(other):
             return []
         d_face = np.linalg.norm(l2_normalize(face_sum[[a]]) - l2_normalize(face_sum[other]), axis=1)
+        both = seen[a] & seen[other]
+        d_learnt = np.linalg.norm(l2_normalize(learnt[[a]]) - l2_normalize(learnt[other]), axis=1)
+        d_face = np.where(both, d_learnt, d_face)
         d_cloth = np.linalg.norm(l2_normalize(cloth_sum[ra]) - l2_normalize(cloth_sum[rb]), axis=1)
         d = np.hypot(merge.face_weight * d_face, merge.cloth_weight * d_cloth)
         return [(x, min(a, o), max(a, o), version[min(a, o)], version[max(a, o)])
@@ -167,6 +174,9 @@ def merge_within_scenes(labels: np.ndarray, face: np.ndarray, cloth: np.ndarray,
             continue
         joined[b] = a
         face_sum[a] += face_sum[b]
+        if learnt is not face_sum:
+            learnt[a] += learnt[b]
+        seen[a] |= seen[b]
         version[a] += 1
         for sc, r in row_of.pop(b).items():
             del in_scene[sc][b]

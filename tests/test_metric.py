@@ -125,3 +125,47 @@ def test_the_setting_picks_the_metric_or_dlibs_space():
     for bad in (0, 128, -1):
         with pytest.raises(ConfigError, match="scene_metric_dims"):
             Config().with_overrides([f"postprocess.scene_metric_dims={bad}"])
+
+
+def test_a_cluster_never_seen_with_anyone_is_compared_in_dlibs_space():
+    """The metric says nothing of a person never seen with others (a talk-show guest alone in the chair): the
+    learnt directions are those that tell apart people seen together."""
+    table, who, track = _video(seed=8, people=2, nuisance=1.5)
+    # Person 0 alone after frame 10 (person 1 has left): a piece with no face of one frame in another cluster.
+    keep = ~((who == 1) & (np.array(table.frames) >= 10))
+    table = FaceTable(ids=np.arange(keep.sum()), sources=[s for s, k in zip(table.sources, keep) if k],
+                      frames=[f for f, k in zip(table.frames, keep) if k],
+                      times=[t for t, k in zip(table.times, keep) if k], bboxes=table.bboxes[keep],
+                      face=table.face[keep], cloth=table.cloth[keep], has_cloth=table.has_cloth[keep])
+    who, track = who[keep], track[keep]
+    labels = np.unique(track, return_inverse=True)[1]
+    cannot = CannotLinks.same_frame(table)
+    metric = video_metric(table, track, cannot, dims=1)
+    alone = track == 1
+    assert np.linalg.norm(metric[alone].mean(0) - metric[track == 0].mean(0)) < 0.1  # the metric would join them
+    merge = SceneMerge(np.zeros(len(table), np.int64), 1.0, 0.5, 0.36, metric)
+    merged = merge_within_scenes(labels, table.face, table.cloth, table.has_cloth, merge, cannot)
+    assert len(np.unique(merged)) == 3
+    assert len(set(merged[alone].tolist()) & set(merged[~alone].tolist())) == 0
+
+
+def test_a_cluster_that_joins_one_seen_with_others_is_then_compared_in_the_metric():
+    """Descriptors made by hand: A (never seen with anyone) is B in dlib's space; C (seen with D, as B is) is far
+    from both in dlib's space and from each in the metric, but where their mean is. A joins B (dlib's space); the
+    two are then seen with someone, and their joined centroid meets C in the metric."""
+    rng = np.random.default_rng(10)
+    u, v, w, ma, mb, md = l2_normalize(rng.normal(size=(6, 128)).astype(np.float32))
+    mc = l2_normalize((ma + mb)[None])[0]  # C is where A and B are together in the metric, far from either alone
+    # (cluster, frame): A on frames 0-1, B on 2-3, C on 4-5, D on 3 and 5 (with B and with C).
+    faces = [(0, 0, u, ma), (0, 1, u, ma), (1, 2, u, mb), (1, 3, u, mb), (2, 4, v, mc), (2, 5, v, mc),
+             (3, 3, w, md), (3, 5, w, md)]
+    n = len(faces)
+    table = FaceTable(ids=np.arange(n), sources=["v.mp4"] * n, frames=[f[1] for f in faces],
+                      times=[f[1] / 5 for f in faces], bboxes=np.tile([0, 0, 10, 10], (n, 1)),
+                      face=np.array([f[2] for f in faces]), cloth=np.ones((n, 4), np.float32),
+                      has_cloth=np.ones(n, bool))
+    labels = np.array([f[0] for f in faces])
+    cannot = CannotLinks.same_frame(table)
+    merge = SceneMerge(np.zeros(n, np.int64), 1.0, 0.5, 0.36, np.array([f[3] for f in faces]))
+    merged = merge_within_scenes(labels, table.face, table.cloth, table.has_cloth, merge, cannot)
+    assert merged.tolist() == [0, 0, 0, 0, 0, 0, 1, 1]
