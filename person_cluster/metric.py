@@ -75,6 +75,8 @@ def _project(face: np.ndarray, rows: np.ndarray, tracks: np.ndarray, i: np.ndarr
     np.add.at(means, track, x)
     residual = x - means[track] / count[track, None]
     within = residual.T @ residual / freedom
+    if np.trace(within) <= 1e-12:
+        return None  # a track's faces all alike (a frozen frame): nothing says what varies within a person
     within = (1 - SHRINKAGE) * within + SHRINKAGE * np.trace(within) / len(within) * np.eye(len(within))
     diff = face[i] - face[j]
     between = diff.T @ diff / len(diff)

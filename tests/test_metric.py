@@ -169,3 +169,14 @@ def test_a_cluster_that_joins_one_seen_with_others_is_then_compared_in_the_metri
     merge = SceneMerge(np.zeros(n, np.int64), 1.0, 0.5, 0.36, np.array([f[3] for f in faces]))
     merged = merge_within_scenes(labels, table.face, table.cloth, table.has_cloth, merge, cannot)
     assert merged.tolist() == [0, 0, 0, 0, 0, 0, 1, 1]
+
+
+def test_a_video_whose_tracks_never_vary_keeps_dlibs_descriptors():
+    """A frozen frame repeated: every face of a track is the same, the within-track scatter is zero."""
+    table, _, track = _video(seed=11)
+    frozen = table.face.copy()
+    for t in np.unique(track):
+        frozen[track == t] = frozen[track == t][0]
+    table.face = frozen
+    out = video_metric(table, track, CannotLinks.same_frame(table), dims=3)
+    np.testing.assert_allclose(out, l2_normalize(frozen), atol=1e-6)
