@@ -175,18 +175,21 @@ def scene_merge(table: FaceTable, tracks: np.ndarray, scene: np.ndarray, config:
                 cannot: CannotLinks | None = None, videos: set[str] | None = None) -> SceneMerge:
     """What the scene merge compares by: ``scene`` (each face's clothing group), the fusion's weights and the
     clustering's threshold, and the faces in each video's own metric (``postprocess.scene_metric_dims``), learnt
-    from ``tracks`` (each face's) and ``cannot`` (the faces of one frame, computed when not given); ``videos``: only
-    these videos' (an ``add``: those of the clusters it merges)."""
+    from ``tracks`` (each face's) and ``cannot`` (the faces of one frame, computed when not given), for the faces
+    seen with someone else; ``videos``: only these videos' (an ``add``: those of the clusters it merges)."""
     from .constraints import CannotLinks
     from .metric import video_metric
     from .postprocess import SceneMerge
 
     dims = config.postprocess.scene_metric_dims
-    face = None
+    face = seen = None
     if dims is not None and config.postprocess.scene_merge:
-        face = video_metric(table, tracks, CannotLinks.same_frame(table) if cannot is None else cannot, dims, videos)
+        cannot = CannotLinks.same_frame(table) if cannot is None else cannot
+        face = video_metric(table, tracks, cannot, dims, videos)
+        seen = np.zeros(len(table), bool)
+        seen[cannot.i] = seen[cannot.j] = True
     return SceneMerge(scene, config.fusion.face_weight, config.fusion.cloth_weight,
-                      config.clustering.distance_threshold, face)
+                      config.clustering.distance_threshold, face, seen)
 
 
 def cluster_table(table: FaceTable, config: Config, prepared: ClusteringInput | None = None,

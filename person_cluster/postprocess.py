@@ -92,13 +92,15 @@ def merge_close_clusters(
 class SceneMerge:
     """What :func:`merge_within_scenes` compares by: each face's clothing group (its scene: ``fusion.cloth_scope``;
     -1 for a photo, which has no scene), the fusion's weights, the clustering's own distance threshold, and the
-    face descriptors to compare (:func:`~.metric.video_metric`'s; None: those the merge is given)."""
+    face descriptors to compare (:func:`~.metric.video_metric`'s; None: those the merge is given) with the faces
+    they may be used for: those seen with someone else (a face of their frame)."""
 
     scene: np.ndarray  # (faces,) int
     face_weight: float
     cloth_weight: float
     threshold: float
     face: np.ndarray | None = None
+    seen: np.ndarray | None = None  # (faces,) bool; None: every face
 
 
 def merge_within_scenes(labels: np.ndarray, face: np.ndarray, cloth: np.ndarray, has_cloth: np.ndarray,
@@ -120,9 +122,11 @@ def merge_within_scenes(labels: np.ndarray, face: np.ndarray, cloth: np.ndarray,
     f, c = l2_normalize(face), l2_normalize(cloth)
     face_sum = _group_sums(f[labels >= 0], labels[labels >= 0], k)
     # In the video's learnt metric where given, for pairs of clusters both seen with someone else (a face of one of
-    # their frames in another cluster): the metric was learnt from such faces, and says nothing of the rest.
+    # their frames): the metric was learnt from such faces, and says nothing of the rest.
     learnt = face_sum if merge.face is None else _group_sums(l2_normalize(merge.face)[labels >= 0],
                                                               labels[labels >= 0], k)
+    seen = np.ones(k, bool) if merge.seen is None else np.bincount(
+        labels[labels >= 0], weights=np.asarray(merge.seen, bool)[labels >= 0], minlength=k) > 0
     # One row per cluster and scene: the sum of its clothing there and how many faces it has there.
     scenes = int(scene.max()) + 1
     key, row = np.unique(labels[rows] * scenes + scene[rows], return_inverse=True)
@@ -137,7 +141,6 @@ def merge_within_scenes(labels: np.ndarray, face: np.ndarray, cloth: np.ndarray,
     for x, y in (cannot.forbidden_between(labels) if cannot is not None and len(cannot) else ()):
         apart[x].add(y)
         apart[y].add(x)
-    seen = np.array([bool(apart[cl]) for cl in range(k)])  # with someone else, in one frame
     version = [0] * k  # a cluster's centroids change when it joins another: older heap entries are stale
 
     def entries(a: int, above: int = -1) -> list[tuple[float, int, int, int, int]]:

@@ -45,6 +45,12 @@ def _cat(a: FaceTable, b: FaceTable) -> FaceTable:
                      has_cloth=np.concatenate([a.has_cloth, b.has_cloth]))
 
 
+def _seen(cannot: CannotLinks, n: int) -> np.ndarray:
+    seen = np.zeros(n, bool)
+    seen[cannot.i] = seen[cannot.j] = True
+    return seen
+
+
 def _distances(x: np.ndarray) -> np.ndarray:
     return np.linalg.norm(x[:, None] - x[None], axis=2)
 
@@ -121,6 +127,12 @@ def test_the_setting_picks_the_metric_or_dlibs_space():
     assert api.scene_merge(table, track, scene, Config().with_overrides(["postprocess.scene_metric_dims=null"])).face is None
     merge = api.scene_merge(table, track, scene, Config())
     np.testing.assert_allclose(merge.face, video_metric(table, track, CannotLinks.same_frame(table), 32), atol=1e-6)
+    assert merge.seen.all()  # everyone is on every frame with someone
+    everyone = CannotLinks.same_frame(table)
+    alone = np.array(table.frames) == 0  # as if the faces of frame 0 were each alone in it
+    keep = ~alone[everyone.i]
+    merge = api.scene_merge(table, track, scene, Config(), CannotLinks(everyone.i[keep], everyone.j[keep], len(table)))
+    assert merge.seen.tolist() == (~alone).tolist()
     assert api.scene_merge(table, track, scene, Config().with_overrides(["postprocess.scene_merge=false"])).face is None
     for bad in (0, 128, -1):
         with pytest.raises(ConfigError, match="scene_metric_dims"):
@@ -143,7 +155,7 @@ def test_a_cluster_never_seen_with_anyone_is_compared_in_dlibs_space():
     metric = video_metric(table, track, cannot, dims=1)
     alone = track == 1
     assert np.linalg.norm(metric[alone].mean(0) - metric[track == 0].mean(0)) < 0.1  # the metric would join them
-    merge = SceneMerge(np.zeros(len(table), np.int64), 1.0, 0.5, 0.36, metric)
+    merge = SceneMerge(np.zeros(len(table), np.int64), 1.0, 0.5, 0.36, metric, _seen(cannot, len(table)))
     merged = merge_within_scenes(labels, table.face, table.cloth, table.has_cloth, merge, cannot)
     assert len(np.unique(merged)) == 3
     assert len(set(merged[alone].tolist()) & set(merged[~alone].tolist())) == 0
@@ -166,7 +178,7 @@ def test_a_cluster_that_joins_one_seen_with_others_is_then_compared_in_the_metri
                       has_cloth=np.ones(n, bool))
     labels = np.array([f[0] for f in faces])
     cannot = CannotLinks.same_frame(table)
-    merge = SceneMerge(np.zeros(n, np.int64), 1.0, 0.5, 0.36, np.array([f[3] for f in faces]))
+    merge = SceneMerge(np.zeros(n, np.int64), 1.0, 0.5, 0.36, np.array([f[3] for f in faces]), _seen(cannot, n))
     merged = merge_within_scenes(labels, table.face, table.cloth, table.has_cloth, merge, cannot)
     assert merged.tolist() == [0, 0, 0, 0, 0, 0, 1, 1]
 
