@@ -123,8 +123,7 @@ def merge_within_scenes(labels: np.ndarray, face: np.ndarray, cloth: np.ndarray,
     face_sum = _group_sums(f[labels >= 0], labels[labels >= 0], k)
     # In the video's learnt metric where given, for pairs of clusters both seen with someone else (a face of one of
     # their frames): the metric was learnt from such faces, and says nothing of the rest.
-    learnt = face_sum if merge.face is None else _group_sums(l2_normalize(merge.face)[labels >= 0],
-                                                              labels[labels >= 0], k)
+    learnt = None if merge.face is None else _group_sums(l2_normalize(merge.face)[labels >= 0], labels[labels >= 0], k)
     seen = np.ones(k, bool) if merge.seen is None else np.bincount(
         labels[labels >= 0], weights=np.asarray(merge.seen, bool)[labels >= 0], minlength=k) > 0
     # One row per cluster and scene: the sum of its clothing there and how many faces it has there.
@@ -160,9 +159,9 @@ def merge_within_scenes(labels: np.ndarray, face: np.ndarray, cloth: np.ndarray,
         if not len(other):
             return []
         d_face = np.linalg.norm(l2_normalize(face_sum[[a]]) - l2_normalize(face_sum[other]), axis=1)
-        both = seen[a] & seen[other]
-        d_learnt = np.linalg.norm(l2_normalize(learnt[[a]]) - l2_normalize(learnt[other]), axis=1)
-        d_face = np.where(both, d_learnt, d_face)
+        if learnt is not None:
+            d_learnt = np.linalg.norm(l2_normalize(learnt[[a]]) - l2_normalize(learnt[other]), axis=1)
+            d_face = np.where(seen[a] & seen[other], d_learnt, d_face)
         d_cloth = np.linalg.norm(l2_normalize(cloth_sum[ra]) - l2_normalize(cloth_sum[rb]), axis=1)
         d = np.hypot(merge.face_weight * d_face, merge.cloth_weight * d_cloth)
         return [(x, min(a, o), max(a, o), version[min(a, o)], version[max(a, o)])
@@ -177,9 +176,9 @@ def merge_within_scenes(labels: np.ndarray, face: np.ndarray, cloth: np.ndarray,
             continue
         joined[b] = a
         face_sum[a] += face_sum[b]
-        if learnt is not face_sum:
+        if learnt is not None:
             learnt[a] += learnt[b]
-        seen[a] |= seen[b]
+            seen[a] |= seen[b]
         version[a] += 1
         for sc, r in row_of.pop(b).items():
             del in_scene[sc][b]
