@@ -201,6 +201,9 @@ class TrackingConfig:
     # A track whose two parts' mean descriptors are further apart than this is two tracks (an identity switch the
     # gates let through); it is split where the parts differ most, again for each part. null: never split.
     split_distance: float | None = 0.4
+    # A track is also split where one part is nearer a person seen beside the other part than that other part is
+    # (tracking.split_at_rivals): the switch after a gap, when one person walked off and another took the place.
+    rival_split: bool = True
 
     def validate(self) -> None:
         _require(self.max_gap_sec >= 0, "tracking.max_gap_sec", "must be >= 0")

@@ -11,7 +11,9 @@ A track is a must-link: clustering never separates its faces. So where the choic
 rather than guess (two people crossing, one face hiding another: a face that could continue two tracks, or a
 track that could take two faces, at descriptor distances within ``ambiguity_margin`` of each other), and a track
 whose two parts look like two people (their mean descriptors more than ``split_distance`` apart: a switch the gates
-let through) is split where its parts differ most.
+let through) is split where its parts differ most. A switch that passes that test too happens where the track's
+face went undetected for a while: one person walked off, another took the place. At such a gap the track is split
+where one part is nearer a person seen beside the other part than that other part is (``rival_split``).
 """
 
 from __future__ import annotations
@@ -136,7 +138,33 @@ def link_tracks(table: FaceTable, config: TrackingConfig) -> Tracks:
                     open_tracks.append((int(track[i]), i))
     if config.split_distance is not None:
         track = split_inconsistent(Tracks.by_first_face(track), face, config.split_distance).ids
+    if config.rival_split:
+        track = split_at_rivals(Tracks.by_first_face(track), face, *_frames_and_gaps(table, track)).ids
     return Tracks.by_first_face(track)
+
+
+def _frames_and_gaps(table: FaceTable, track: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Each face's frame (an integer over the table's (source, frame) pairs; -1 for a photo), and whether its track's
+    previous face is more than one sampling step earlier (a gap: a sampled frame without the track's face). A
+    video's step is the shortest time between two of its frames that hold faces."""
+    keys: dict[tuple[str, int], int] = {}
+    frame = np.array([-1 if f is None else keys.setdefault((s, f), len(keys))
+                      for s, f in zip(table.sources, table.frames)], np.int64)
+    times = np.array([np.nan if t is None else t for t in table.times], np.float64)
+    by_source: dict[str, list[float]] = {}
+    for source, t in zip(table.sources, table.times):
+        if t is not None:
+            by_source.setdefault(source, []).append(t)
+    step = {}
+    for source, t in by_source.items():
+        dt = np.diff(np.unique(t))
+        step[source] = float(dt.min()) if len(dt) else np.inf
+    gap = np.zeros(len(table), bool)
+    for members in Tracks.by_first_face(track).members():
+        if len(members) > 1:
+            limit = 1.5 * step.get(table.sources[members[0]], np.inf)  # a track lies in one video
+            gap[members[1:]] = np.diff(times[members]) > limit
+    return frame, gap
 
 
 def _ambiguous(cost: np.ndarray, allowed: np.ndarray, r: int, c: int, margin: float) -> bool:
@@ -167,6 +195,65 @@ def split_inconsistent(tracks: Tracks, face: np.ndarray, distance: float, min_pa
         if gaps[k] <= distance:
             continue
         cut = k + min_part
+        ids[members[cut:]] = next_id
+        next_id += 1
+        todo += [part for part in (members[:cut], members[cut:]) if len(part) >= 2 * min_part]
+    return Tracks(ids)
+
+
+def split_at_rivals(tracks: Tracks, face: np.ndarray, frame: np.ndarray, gap: np.ndarray, min_part: int = 2) -> Tracks:
+    """``tracks`` with every track split at a gap where the part on one side looks more like a rival than like the
+    part on the other side.
+
+    A switch the gates let through happens where a track's face was not seen for a while (one person walked off,
+    another took the place): a face beside another face is the ambiguity check's. So a track is cut only at a gap,
+    where ``gap`` (one per face) marks a face that follows a sampled frame in which its track had no face. A rival of
+    a part is a track seen beside it (a face in one of its frames, so another person) and never beside the other
+    part; where the other part's mean descriptor is nearer that rival's than the first part's, the track has switched
+    to the rival's person. No threshold: the video's own people are the scale. ``frame``: each face's frame (an
+    integer, -1 for a photo); parts of at least ``min_part`` faces, the cut with the strongest evidence, again
+    inside each part."""
+    ids = tracks.ids.copy()
+    next_id = tracks.count
+    means = tracks.mean(face)[0].astype(np.float64)
+    by_frame: dict[int, list[int]] = {}
+    for i, f in enumerate(frame.tolist()):
+        if f >= 0:
+            by_frame.setdefault(f, []).append(i)
+    todo = [m for m in tracks.members() if len(m) >= 2 * min_part and gap[m[min_part:len(m) - min_part + 1]].any()]
+    while todo:
+        members = todo.pop()
+        cuts = min_part + np.flatnonzero(gap[members[min_part:len(members) - min_part + 1]])
+        if not len(cuts):
+            continue
+        first: dict[int, int] = {}
+        last: dict[int, int] = {}
+        for p, i in enumerate(members.tolist()):
+            for j in by_frame.get(int(frame[i]), ()):  # the track itself too: beside both parts, never a rival
+                first.setdefault(int(tracks.ids[j]), p)
+                last[int(tracks.ids[j])] = p
+        if not first:
+            continue
+        rivals = np.array(list(first), np.int64)
+        r_first = np.array([first[r] for r in rivals])
+        r_last = np.array([last[r] for r in rivals])
+        x = face[members].astype(np.float64)
+        ahead = np.cumsum(x, axis=0)[cuts - 1]
+        behind = x.sum(axis=0) - ahead
+        ahead /= np.linalg.norm(ahead, axis=1, keepdims=True)
+        behind /= np.linalg.norm(behind, axis=1, keepdims=True)
+        apart = np.linalg.norm(ahead - behind, axis=1)
+        r = means[rivals]
+        to_behind = np.linalg.norm(behind[:, None] - r[None], axis=2)  # (cuts, rivals)
+        to_ahead = np.linalg.norm(ahead[:, None] - r[None], axis=2)
+        # The part after the cut near a rival seen only before it, or the part before near one seen only after.
+        nearest = np.minimum(np.where(r_last[None] < cuts[:, None], to_behind, np.inf),
+                             np.where(r_first[None] >= cuts[:, None], to_ahead, np.inf)).min(axis=1)
+        evidence = apart - nearest
+        k = int(np.argmax(evidence))
+        if evidence[k] <= 0:
+            continue
+        cut = int(cuts[k])
         ids[members[cut:]] = next_id
         next_id += 1
         todo += [part for part in (members[:cut], members[cut:]) if len(part) >= 2 * min_part]

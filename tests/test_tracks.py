@@ -297,3 +297,90 @@ def test_a_track_whose_parts_are_exactly_split_distance_apart_stays_whole():
     assert link_tracks(_table(rows), TrackingConfig(split_distance=gap, **loose)).ids.tolist() == [0, 0, 0, 0]
     assert link_tracks(_table(rows), TrackingConfig(split_distance=np.nextafter(gap, 0), **loose)
                        ).ids.tolist() == [0, 0, 1, 1]
+
+
+
+def _walk_on(after: list, beside: list | None = None, beside_after: list | None = None, gap: bool = True,
+             before: int = 4) -> list:
+    """A shot, in the cache's face order (by frame): person A (E[0]) on spot P in frames 0-3 (0..before-1), a rival track
+    beside them on spot Q (``beside``) in those frames, no face on P in frames 4-7 (A walked off, undetected; with
+    ``gap`` false the faces ``after`` come in frames 4.. instead), then the faces ``after`` on P and
+    ``beside_after`` on Q. Linking alone continues A's track with ``after``."""
+    p, q = (100, 100, 180, 180), (400, 100, 480, 180)
+    start = 8 if gap else 4
+    rows = [("v.mp4", k, 0.2 * k, p, E[0], 0) for k in range(before)]
+    rows += [("v.mp4", k, 0.2 * k, q, look, 0) for k, look in enumerate(beside or [])]
+    rows += [("v.mp4", start + k, 0.2 * (start + k), p, look, 0) for k, look in enumerate(after)]
+    rows += [("v.mp4", start + k, 0.2 * (start + k), q, look, 0) for k, look in enumerate(beside_after or [])]
+    return sorted(rows, key=lambda r: (r[1], r[3]))
+
+
+def test_a_track_that_resumes_as_the_person_seen_beside_it_is_split_at_the_gap():
+    """B (0.3 from A: under split_distance, within max_face_distance) was beside A, then takes A's place after a
+    gap: B's part is nearer B's track than A's part is, so A's track ends at the gap. Switched off: one track."""
+    b = _turned(0, 1, 0.3)
+    rows = _walk_on([b, b, b], beside=[b] * 4)
+    assert split_tracks_of(rows, TrackingConfig()) == [0, 1] * 4 + [2, 2, 2]
+    assert split_tracks_of(rows, TrackingConfig(rival_split=False)) == [0, 1] * 4 + [0, 0, 0]
+    # Two faces on each side are enough.
+    assert split_tracks_of(_walk_on([b, b], beside=[b] * 2, before=2), TrackingConfig()) == [0, 1, 0, 1, 2, 2]
+
+
+def test_a_track_whose_person_is_seen_beside_its_later_part_is_split_at_the_gap():
+    """A walks from P to Q while undetected and B steps onto P: the track on P continues with B, and A's first
+    face on Q, beside B's first on P, makes A's track a rival of the part before the gap."""
+    b = _turned(0, 1, 0.3)
+    rows = _walk_on([b, b, b], beside_after=[E[0]] * 3)
+    assert split_tracks_of(rows, TrackingConfig()) == [0] * 4 + [1, 2] * 3
+
+
+def test_without_evidence_of_a_switch_at_a_gap_the_track_stays_whole():
+    """The same change of looks with no one beside A; beside A someone the later faces are not nearer to than to
+    A; a rival seen beside both parts (so not the later faces' person); the later part a single face; and the
+    change with no gap (where linking alone judges, by the ambiguity margin): no split."""
+    b, c = _turned(0, 1, 0.3), _turned(0, 2, 0.3)  # b and c are 0.42 apart
+    assert split_tracks_of(_walk_on([b, b, b]), TrackingConfig()) == [0] * 7
+    assert split_tracks_of(_walk_on([b, b, b], beside=[c] * 4), TrackingConfig()) == [0, 1] * 4 + [0] * 3
+    assert split_tracks_of(_walk_on([b, b, b], beside=[b] * 4, beside_after=[b] * 3), TrackingConfig()
+                           ) == [0, 1] * 7
+    assert split_tracks_of(_walk_on([b, b, b], beside=[b] * 4, beside_after=[b]), TrackingConfig()
+                           ) == [0, 1] * 5 + [0, 0]  # beside the later part's first face only
+    assert split_tracks_of(_walk_on([b], beside=[b] * 4), TrackingConfig()) == [0, 1] * 4 + [0]
+    assert split_tracks_of(_walk_on([b, b, b], beside=[b] * 4, gap=False), TrackingConfig()) == [0, 1] * 4 + [0] * 3
+
+
+def test_a_gap_is_more_than_one_and_a_half_sampling_steps_since_the_tracks_last_face():
+    """The step is the video's shortest time between two frames with faces (0.25 here, beside another track's
+    face); a photo is never a gap."""
+    from person_cluster.tracking import _frames_and_gaps
+
+    box, far = (100, 100, 180, 180), (400, 100, 480, 180)
+    rows = [("v.mp4", 0, 0.0, box, E[0], 0), ("v.mp4", 1, 0.25, far, E[1], 0), ("v.mp4", 2, 0.5, box, E[0], 0),
+            ("v.mp4", 3, 0.875, box, E[0], 0), ("v.mp4", 4, 1.5, box, E[0], 0), ("p.jpg", None, None, box, E[0], -1)]
+    frame, gap = _frames_and_gaps(_table(rows), np.array([0, 1, 0, 0, 0, 2]))
+    assert gap.tolist() == [False, False, True, False, True, False]  # 0.375 = 1.5 steps is no gap yet
+    assert frame.tolist() == [0, 1, 2, 3, 4, -1]
+
+
+@settings(max_examples=60, deadline=None)
+@given(seed=seeds, n=st.integers(0, 60))
+def test_the_rival_split_only_cuts_tracks_at_gaps_into_parts_of_two_faces_or_more(seed, n):
+    """Whatever the looks: parts of one track only, each a run of at least two faces, every cut at a gap."""
+    from person_cluster.tracking import _frames_and_gaps, split_at_rivals
+
+    rng = np.random.default_rng(seed)
+    frames = np.sort(rng.integers(0, 30, n))
+    rows = [("v.mp4", int(f), 0.2 * int(f), (100, 100, 180, 180), E[0], 0) for f in frames]
+    table = _table(rows)
+    tracks = Tracks.by_first_face(rng.integers(0, 5, n))
+    face = rng.normal(size=(n, 8)).astype(np.float32)
+    face /= np.linalg.norm(face, axis=1, keepdims=True)
+    frame, gap = _frames_and_gaps(table, tracks.ids)
+    split = split_at_rivals(tracks, face, frame, gap)  # random looks: ~6 cuts per example, by a count once
+    for members in tracks.members():
+        parts = split.ids[members]
+        assert not set(parts.tolist()) & set(split.ids[tracks.ids != tracks.ids[members[0]]].tolist())
+        changes = np.flatnonzero(np.diff(parts)) + 1
+        assert gap[members[changes]].all()
+        assert not len(changes) or (np.diff(np.r_[0, changes, len(members)]) >= 2).all()
+        assert len(np.unique(parts)) == len(changes) + 1  # parts are runs: a cut never rejoins later
