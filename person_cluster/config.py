@@ -290,6 +290,9 @@ class PostprocessConfig:
     # The scene merge compares faces in each video's own metric, its strongest this many directions (see
     # person_cluster.metric); null: in dlib's space.
     scene_metric_dims: int | None = 32
+    # Then join two clusters of one scene by their faces alone where each is nearer the other than anyone it was
+    # seen beside (person_cluster.postprocess.merge_by_rivals): a person who changed clothes within the scene.
+    rival_merge: bool = True
     min_csize: int = 2  # smaller clusters become "unassigned" (cluster -1); their faces stay in the manifest
 
     def validate(self) -> None:

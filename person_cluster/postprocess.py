@@ -198,6 +198,65 @@ def merge_within_scenes(labels: np.ndarray, face: np.ndarray, cloth: np.ndarray,
     return compact(np.where(labels >= 0, joined[np.maximum(labels, 0)], UNASSIGNED))
 
 
+def merge_by_rivals(labels: np.ndarray, face: np.ndarray, merge: SceneMerge, cannot: CannotLinks | None) -> np.ndarray:
+    """Join two clusters of one scene by their faces alone where each is nearer the other than any person it was
+    seen beside: one pair at a time, closest first, below ``merge.threshold``.
+
+    The scene merge weighs clothing, so a person who changes clothes within a scene (a dress in the last shots)
+    stays in two pieces, and a face-only merge at a fixed threshold joins different people. The clusters a cluster
+    shares a frame with (cannot-linked: other people for certain) are the video's own scale of how far another
+    person's face lies: a pair nearer each other than either is to any of those is one person. So only clusters
+    seen beside someone are compared, and never two that share a frame. Faces in ``merge.face`` (the video's
+    learnt metric) where given, else ``face``; after each join the joined cluster's centroid and rivals are
+    used."""
+    labels = compact(labels)
+    if cannot is None:
+        return labels
+    k = int(labels.max(initial=-1)) + 1
+    valid = labels >= 0
+    sums = _group_sums(l2_normalize(face if merge.face is None else merge.face)[valid], labels[valid], k)
+    rival = {(min(a, b), max(a, b)) for a, b in cannot.forbidden_between(labels)}
+    has_rival = np.zeros(k, bool)
+    for a, b in rival:
+        has_rival[a] = has_rival[b] = True
+    scene = np.asarray(merge.scene, np.int64)
+    rows = valid & (scene >= 0)
+    rows[rows] = has_rival[labels[rows]]
+    by_scene: dict[int, set[int]] = {}
+    for c, s in set(zip(labels[rows].tolist(), scene[rows].tolist())):
+        by_scene.setdefault(s, set()).add(c)
+    pairs = {(a, b) for members in by_scene.values() for a in members for b in members if a < b} - rival
+    joined = np.arange(k)
+    while pairs:
+        centre = l2_normalize(sums.astype(np.float32)).astype(np.float64)
+        pa, pb = np.array(sorted(pairs)).T
+        ra, rb = np.array(sorted(rival)).T
+        d = np.linalg.norm(centre[pa] - centre[pb], axis=1)
+        d_rival = np.linalg.norm(centre[ra] - centre[rb], axis=1)
+        nearest = np.full(k, np.inf)
+        np.minimum.at(nearest, ra, d_rival)
+        np.minimum.at(nearest, rb, d_rival)
+        ok = (d < merge.threshold) & (d < nearest[pa]) & (d < nearest[pb])
+        if not ok.any():
+            break
+        n = int(np.flatnonzero(ok)[np.argmin(d[ok])])  # closest first; ties by the clusters' numbers
+        a, b = int(pa[n]), int(pb[n])
+        joined[b] = a
+        sums[a] += sums[b]
+        rival = {_renamed(p, b, a) for p in rival}
+        pairs = {q for q in (_renamed(p, b, a) for p in pairs) if q[0] != q[1]} - rival
+    while (joined[joined] != joined).any():
+        joined = joined[joined]
+    labels[valid] = joined[labels[valid]]
+    return compact(labels)
+
+
+def _renamed(pair: tuple[int, int], old: int, new: int) -> tuple[int, int]:
+    """``pair`` with cluster ``old`` called ``new``, smaller first."""
+    x, y = (new if v == old else v for v in pair)
+    return min(x, y), max(x, y)
+
+
 def _join_allowed(i: np.ndarray, j: np.ndarray, d: np.ndarray, k: int,
                   forbidden: set[tuple[int, int]]) -> tuple[int, np.ndarray]:
     """Components of the close pairs joined closest first (ties by index), skipping a join that would put a
@@ -278,4 +337,6 @@ def postprocess(labels: np.ndarray, face: np.ndarray, cloth: np.ndarray, has_clo
                                   config.merge_cloth_threshold, config.max_merge_passes, cannot)
     if scenes is not None and config.scene_merge:
         labels = merge_within_scenes(labels, face, cloth, has_cloth, scenes, cannot)
+        if config.rival_merge:
+            labels = merge_by_rivals(labels, face, scenes, cannot)
     return compact(drop_small_clusters(labels, config.min_csize, keep))

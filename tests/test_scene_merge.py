@@ -197,3 +197,138 @@ def test_it_gives_the_partition_of_the_brute_force_merge(seed, n, threshold):
     expected = _reference(labels, face, cloth, has, scene, merge, cannot)
     pairs = lambda x: {(a, b) for a in range(n) for b in range(n) if x[a] >= 0 and x[a] == x[b]}
     assert pairs(ours) == pairs(expected)
+
+
+# merge_by_rivals: after the scene merge, two clusters of a scene join by their faces alone where each is nearer
+# the other than anyone it shares a frame with.
+
+def _by_rivals(labels, face, scene, cannot, threshold=0.36, learnt=None):
+    from person_cluster.postprocess import merge_by_rivals
+
+    merge = SceneMerge(np.asarray(scene), 1.0, 0.5, threshold, None if learnt is None else np.asarray(learnt, np.float32))
+    return merge_by_rivals(np.asarray(labels), np.asarray(face, np.float32), merge, cannot).tolist()
+
+
+def _dress():
+    """A (face 0) and B (face 1), 0.2 apart, never in one frame; R beside A (a frame with face 0), S beside B,
+    each 0.3 from the face beside it and more than 0.36 from the rest."""
+    a, b = E[0], _toward(E[0], E[1], 0.2)
+    r, s = _toward(E[0], E[2], 0.3), _toward(b, E[3], 0.3)
+    return [a, b, r, s], CannotLinks(np.array([0, 1]), np.array([2, 3]), 4)
+
+
+def test_two_clusters_nearer_each_other_than_anyone_beside_them_join():
+    face, cannot = _dress()
+    assert _by_rivals([0, 1, 2, 3], face, [0] * 4, cannot) == [0, 0, 1, 2]
+
+
+def test_a_rival_nearer_than_the_other_cluster_keeps_them_apart():
+    face, cannot = _dress()
+    face[2] = _toward(E[0], E[2], 0.19)  # R now nearer A than B is
+    assert _by_rivals([0, 1, 2, 3], face, [0] * 4, cannot) == [0, 1, 2, 3]
+    face[2], face[3] = _toward(E[0], E[2], 0.3), _toward(face[1], E[3], 0.19)  # S nearer B than A is
+    assert _by_rivals([0, 1, 2, 3], face, [0] * 4, cannot) == [0, 1, 2, 3]
+
+
+def test_clusters_seen_beside_no_one_other_scenes_and_the_threshold_keep_them_apart():
+    face, cannot = _dress()
+    only_a = CannotLinks(np.array([0]), np.array([2]), 4)  # B seen beside no one: nothing to measure it by
+    assert _by_rivals([0, 1, 2, 3], face, [0] * 4, only_a) == [0, 1, 2, 3]
+    assert _by_rivals([0, 1, 2, 3], face, [0] * 4, CannotLinks.none(4)) == [0, 1, 2, 3]
+    assert _by_rivals([0, 1, 2, 3], face, [0, 1, 0, 1], cannot) == [0, 1, 2, 3]
+    assert _by_rivals([0, 1, 2, 3], face, [-1] * 4, cannot) == [0, 1, 2, 3]  # photos
+    from person_cluster.fusion import l2_normalize
+
+    unit = l2_normalize(l2_normalize(np.array(face[:2], np.float32))).astype(np.float64)  # as the merge computes
+    d = float(np.linalg.norm(unit[0] - unit[1]))
+    assert _by_rivals([0, 1, 2, 3], face, [0] * 4, cannot, threshold=d) == [0, 1, 2, 3]  # below, not at
+    assert _by_rivals([0, 1, 2, 3], face, [0] * 4, cannot, threshold=d * 1.001) == [0, 0, 1, 2]
+    assert _by_rivals([0, 1, 2, 3], face, [0] * 4, None) == [0, 1, 2, 3]
+
+
+def test_a_rival_exactly_as_near_as_the_other_cluster_keeps_them_apart():
+    face, cannot = _dress()
+    face[2] = _toward(E[0], E[2], 0.2)  # R exactly as far from A as B is (the same numbers on another axis)
+    assert _by_rivals([0, 1, 2, 3], face, [0] * 4, cannot) == [0, 1, 2, 3]
+
+
+def test_the_closest_pair_joins_first():
+    """A, B and C on one arc: A-B 0.25, B-C 0.2, A and C in one frame. B joins C first, and then A is a rival of
+    the joined cluster; joining A and B first would have kept C out instead."""
+    a, b, c = E[0], _toward(E[0], E[1], 0.25), _toward(E[0], E[1], 0.45)
+    face = [a, b, c, _toward(b, E[3], 0.35)]
+    cannot = CannotLinks(np.array([0, 1]), np.array([2, 3]), 4)
+    assert _by_rivals([0, 1, 2, 3], face, [0] * 4, cannot) == [1, 0, 0, 2]
+
+
+def test_the_learnt_faces_are_compared_where_given():
+    face, cannot = _dress()
+    learnt = [face[0], face[1], face[0], face[3]]  # in the learnt metric R is A's double: no join
+    assert _by_rivals([0, 1, 2, 3], face, [0] * 4, cannot, learnt=learnt) == [0, 1, 2, 3]
+    assert _by_rivals([0, 1, 2, 3], [E[0], E[4], E[5], E[6]], [0] * 4, cannot, learnt=face) == [0, 0, 1, 2]
+
+
+def test_a_joined_cluster_keeps_the_rivals_of_both_and_its_centroid_is_the_joined_one():
+    """A and B join first (0.2 apart); C, 0.25 from B (nearer B than B's rival S, 0.28) but a rival of neither,
+    was seen beside T (0.35 away). Against the joined centroid (0.269 from C) S, B's rival and now the joined
+    cluster's, is nearer (0.26), so C stays apart; with S further (0.3) and A's rival R at 0.316, C joins."""
+    a, b = E[0], _toward(E[0], E[1], 0.2)
+    centre = (a + b) / np.linalg.norm(a + b)
+    c = _toward(b, E[4], 0.25)
+    face = [a, b, _toward(a, E[2], 0.3), _toward(centre, E[3], 0.26), c, _toward(c, E[5], 0.35)]
+    cannot = CannotLinks(np.array([0, 1, 4]), np.array([2, 3, 5]), 6)
+    assert 0.26 < float(np.linalg.norm(c - centre)) < 0.27
+    assert _by_rivals([0, 1, 2, 3, 4, 5], face, [0] * 6, cannot) == [0, 0, 1, 2, 3, 4]
+    face[3] = _toward(centre, E[3], 0.3)
+    assert _by_rivals([0, 1, 2, 3, 4, 5], face, [0] * 6, cannot) == [0, 0, 1, 2, 0, 3]
+
+
+def test_postprocess_runs_it_after_the_scene_merge_only_when_switched_on():
+    face, cannot = _dress()
+    face, cloth = np.array(face), np.array([E[0], E[1], E[2], E[3]])  # clothes too far apart for the scene merge
+    scenes = SceneMerge(np.zeros(4, np.int64), 1.0, 0.5, 0.36)
+    cfg = PostprocessConfig(merge_face_threshold=None, min_csize=1)
+    labels, has = np.array([0, 1, 2, 3]), np.ones(4, bool)
+    assert postprocess(labels, face, cloth, has, cfg, cannot, scenes=scenes).tolist() == [0, 0, 1, 2]
+    off = PostprocessConfig(merge_face_threshold=None, min_csize=1, rival_merge=False)
+    assert postprocess(labels, face, cloth, has, off, cannot, scenes=scenes).tolist() == [0, 1, 2, 3]
+
+
+@settings(max_examples=80, deadline=None)
+@given(seed=st.integers(0, 10_000), n=st.integers(2, 40), threshold=st.floats(0.1, 2.0))
+def test_by_rivals_it_joins_whole_clusters_never_a_cannot_linked_pair_and_stops_only_when_no_pair_qualifies(
+        seed, n, threshold):
+    from person_cluster.fusion import l2_normalize
+
+    rng = np.random.default_rng(seed)
+    labels = rng.integers(-1, max(1, n // 2), n)
+    face = rng.normal(size=(n, 8)).astype(np.float32)
+    scene = rng.integers(-1, 3, n)
+    i, j = rng.integers(0, n, n // 2), rng.integers(0, n, n // 2)
+    keep = labels[i] != labels[j]
+    cannot = CannotLinks(i[keep], j[keep], n)
+    out = np.array(_by_rivals(labels, face, scene, cannot, threshold))
+    assert ((out == -1) == (labels == -1)).all()
+    for k in np.unique(labels[labels >= 0]):
+        assert len(np.unique(out[labels == k])) == 1
+    both = (out[cannot.i] >= 0) & (out[cannot.j] >= 0)
+    assert not (out[cannot.i] == out[cannot.j])[both].any()
+    # At the end no two clusters of a scene, both beside someone, are nearer each other than threshold and than
+    # anyone beside either.
+    k = int(out.max(initial=-1)) + 1
+    if k < 2:
+        return
+    f = l2_normalize(face)
+    centre = l2_normalize(np.stack([f[out == c].sum(0) for c in range(k)]))
+    rival = cannot.forbidden_between(out)
+    nearest = np.full(k, np.inf)
+    for x, y in rival:
+        d = float(np.linalg.norm(centre[x] - centre[y]))
+        nearest[x], nearest[y] = min(nearest[x], d), min(nearest[y], d)
+    scenes = [set(scene[(out == c) & (scene >= 0)].tolist()) for c in range(k)]
+    for x in range(k):
+        for y in range(x + 1, k):
+            if (x, y) in rival or not scenes[x] & scenes[y] or np.isinf(nearest[x]) or np.isinf(nearest[y]):
+                continue
+            d = float(np.linalg.norm(centre[x] - centre[y]))
+            assert not (d < threshold and d < nearest[x] and d < nearest[y]) or np.isclose(d, min(nearest[x], nearest[y]))
