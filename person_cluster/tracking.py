@@ -232,8 +232,6 @@ def split_at_rivals(tracks: Tracks, face: np.ndarray, frame: np.ndarray, gap: np
             for j in by_frame.get(int(frame[i]), ()):  # the track itself too: beside both parts, never a rival
                 first.setdefault(int(tracks.ids[j]), p)
                 last[int(tracks.ids[j])] = p
-        if not first:
-            continue
         rivals = np.array(list(first), np.int64)
         r_first = np.array([first[r] for r in rivals])
         r_last = np.array([last[r] for r in rivals])
