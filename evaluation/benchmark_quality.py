@@ -23,7 +23,7 @@ features. Datasets:
 Methods: the seeds' baselines (DBSCAN eps 0.5 on raw descriptors; seed 004's relative HAC cut with merges; dlib's
 Chinese whispers at 0.5), this project's default, the default as it was at 82f5774 (clothing within 10 s, no
 track checks, no scene merge), and the default with one mechanism switched (scenes, track checks, the scene
-merge, its metric learnt per video, the rival split of tracks, the quality gate, the mirror average, HAC or FINCH instead of Chinese whispers); and on the three videos, the default on other clothing
+merge, its metric learnt per video, the rival split of tracks, the rival merge, the quality gate, the mirror average, HAC or FINCH instead of Chinese whispers); and on the three videos, the default on other clothing
 features (``FEATURES``: the later stage alone, as at 6d28113, and the early stage without the colour
 histograms), each extracted once more; and the default on features whose chips were aligned by one set of points
 (``face.align``: dlib's landmarks alone, as before, or the detector's alone) instead of both.
@@ -152,6 +152,8 @@ METHODS = {
                                           "tracking.rival_split": False}),
     "default without the rival split (tracks cut at a gap where a part is nearer someone seen beside the other)":
         ours({"tracking.rival_split": False}),
+    "default without the rival merge (clusters of a scene joined by face where nearer each other than anyone beside them)":
+        ours({"postprocess.rival_merge": False}),
     "default + quality gate": ours({"quality.enabled": True}),
     "default + mirror average": ours({"fusion.mirror_average": True}),
     "default + quality gate + mirror average": ours({"quality.enabled": True, "fusion.mirror_average": True}),
