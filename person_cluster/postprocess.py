@@ -219,6 +219,8 @@ def merge_by_rivals(labels: np.ndarray, face: np.ndarray, merge: SceneMerge, can
     has_rival = np.zeros(k, bool)
     for a, b in rival:
         has_rival[a] = has_rival[b] = True
+    if merge.seen is not None:  # seen beside someone in a frame, not only kept apart by a user's decision
+        has_rival &= np.bincount(labels[valid], weights=np.asarray(merge.seen, bool)[valid], minlength=k) > 0
     scene = np.asarray(merge.scene, np.int64)
     rows = valid & (scene >= 0)
     rows[rows] = has_rival[labels[rows]]
