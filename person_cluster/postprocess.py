@@ -215,7 +215,7 @@ def merge_by_rivals(labels: np.ndarray, face: np.ndarray, merge: SceneMerge, can
     k = int(labels.max(initial=-1)) + 1
     valid = labels >= 0
     sums = _group_sums(l2_normalize(face if merge.face is None else merge.face)[valid], labels[valid], k)
-    rival = {(min(a, b), max(a, b)) for a, b in cannot.forbidden_between(labels)}
+    rival = cannot.forbidden_between(labels)  # (a, b), a < b
     has_rival = np.zeros(k, bool)
     for a, b in rival:
         has_rival[a] = has_rival[b] = True

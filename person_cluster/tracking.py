@@ -139,11 +139,12 @@ def link_tracks(table: FaceTable, config: TrackingConfig) -> Tracks:
     if config.split_distance is not None:
         track = split_inconsistent(Tracks.by_first_face(track), face, config.split_distance).ids
     if config.rival_split:
-        track = split_at_rivals(Tracks.by_first_face(track), face, *_frames_and_gaps(table, track)).ids
+        tracks = Tracks.by_first_face(track)
+        track = split_at_rivals(tracks, face, *_frames_and_gaps(table, tracks)).ids
     return Tracks.by_first_face(track)
 
 
-def _frames_and_gaps(table: FaceTable, track: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def _frames_and_gaps(table: FaceTable, tracks: Tracks) -> tuple[np.ndarray, np.ndarray]:
     """Each face's frame (an integer over the table's (source, frame) pairs; -1 for a photo), and whether its track's
     previous face is more than one sampling step earlier (a gap: a sampled frame without the track's face). A
     video's step is the shortest time between two of its frames that hold faces."""
@@ -160,7 +161,7 @@ def _frames_and_gaps(table: FaceTable, track: np.ndarray) -> tuple[np.ndarray, n
         dt = np.diff(np.unique(t))
         step[source] = float(dt.min()) if len(dt) else np.inf
     gap = np.zeros(len(table), bool)
-    for members in Tracks.by_first_face(track).members():
+    for members in tracks.members():
         if len(members) > 1:
             limit = 1.5 * step.get(table.sources[members[0]], np.inf)  # a track lies in one video
             gap[members[1:]] = np.diff(times[members]) > limit
@@ -220,11 +221,11 @@ def split_at_rivals(tracks: Tracks, face: np.ndarray, frame: np.ndarray, gap: np
     for i, f in enumerate(frame.tolist()):
         if f >= 0:
             by_frame.setdefault(f, []).append(i)
-    todo = [m for m in tracks.members() if len(m) >= 2 * min_part and gap[m[min_part:len(m) - min_part + 1]].any()]
+    todo = [m for m in tracks.members() if len(m) >= 2 * min_part]
     while todo:
         members = todo.pop()
         cuts = min_part + np.flatnonzero(gap[members[min_part:len(members) - min_part + 1]])
-        if not len(cuts):
+        if not len(cuts):  # no gap: nothing to cut at
             continue
         first: dict[int, int] = {}
         last: dict[int, int] = {}

@@ -357,7 +357,7 @@ def test_a_gap_is_more_than_one_and_a_half_sampling_steps_since_the_tracks_last_
     box, far = (100, 100, 180, 180), (400, 100, 480, 180)
     rows = [("v.mp4", 0, 0.0, box, E[0], 0), ("v.mp4", 1, 0.25, far, E[1], 0), ("v.mp4", 2, 0.5, box, E[0], 0),
             ("v.mp4", 3, 0.875, box, E[0], 0), ("v.mp4", 4, 1.5, box, E[0], 0), ("p.jpg", None, None, box, E[0], -1)]
-    frame, gap = _frames_and_gaps(_table(rows), np.array([0, 1, 0, 0, 0, 2]))
+    frame, gap = _frames_and_gaps(_table(rows), Tracks(np.array([0, 1, 0, 0, 0, 2])))
     assert gap.tolist() == [False, False, True, False, True, False]  # 0.375 = 1.5 steps is no gap yet
     assert frame.tolist() == [0, 1, 2, 3, 4, -1]
 
@@ -375,7 +375,7 @@ def test_the_rival_split_only_cuts_tracks_at_gaps_into_parts_of_two_faces_or_mor
     tracks = Tracks.by_first_face(rng.integers(0, 5, n))
     face = rng.normal(size=(n, 8)).astype(np.float32)
     face /= np.linalg.norm(face, axis=1, keepdims=True)
-    frame, gap = _frames_and_gaps(table, tracks.ids)
+    frame, gap = _frames_and_gaps(table, tracks)
     split = split_at_rivals(tracks, face, frame, gap)  # random looks: ~6 cuts per example, by a count once
     for members in tracks.members():
         parts = split.ids[members]
