@@ -208,55 +208,92 @@ def merge_by_rivals(labels: np.ndarray, face: np.ndarray, merge: SceneMerge, can
     person's face lies: a pair nearer each other than either is to any of those is one person. So only clusters
     seen beside someone are compared, and never two that share a frame. Faces in ``merge.face`` (the video's
     learnt metric) where given, else ``face``; after each join the joined cluster's centroid and rivals are
-    used."""
+    used.
+
+    A heap of the pairs below the threshold, as the scene merge keeps: a pair that fails the rival test when it
+    comes up waits until a rival of either cluster moves (joins someone), so that a scene of a thousand clusters
+    costs each join the distances of one cluster, not of every pair."""
     labels = compact(labels)
     if cannot is None:
         return labels
     k = int(labels.max(initial=-1)) + 1
     valid = labels >= 0
     sums = _group_sums(l2_normalize(face if merge.face is None else merge.face)[valid], labels[valid], k)
-    rival = cannot.forbidden_between(labels)  # (a, b), a < b
-    has_rival = np.zeros(k, bool)
-    for a, b in rival:
-        has_rival[a] = has_rival[b] = True
+    centre = l2_normalize(sums).astype(np.float64)  # as float32, the precision of the faces
+    rivals: dict[int, set[int]] = {c: set() for c in range(k)}
+    for a, b in cannot.forbidden_between(labels):
+        rivals[a].add(b)
+        rivals[b].add(a)
+    has_rival = np.array([bool(rivals[c]) for c in range(k)], bool)
     if merge.seen is not None:  # seen beside someone in a frame, not only kept apart by a user's decision
         has_rival &= np.bincount(labels[valid], weights=np.asarray(merge.seen, bool)[valid], minlength=k) > 0
     scene = np.asarray(merge.scene, np.int64)
     rows = valid & (scene >= 0)
     rows[rows] = has_rival[labels[rows]]
-    by_scene: dict[int, set[int]] = {}
-    for c, s in set(zip(labels[rows].tolist(), scene[rows].tolist())):
-        by_scene.setdefault(s, set()).add(c)
-    pairs = {(a, b) for members in by_scene.values() for a in members for b in members if a < b} - rival
+    by_scene: dict[int, list[int]] = {}
+    for c, sc in set(zip(labels[rows].tolist(), scene[rows].tolist())):
+        by_scene.setdefault(sc, []).append(c)
+    mates: dict[int, set[int]] = {}  # cluster -> the clusters it may join: of a scene of its, seen beside someone
+    for members in by_scene.values():
+        for c in members:
+            mates.setdefault(c, set()).update(members)
+    for c in mates:
+        mates[c] -= rivals[c] | {c}
+    version = [0] * k
+    waiting: dict[int, set[tuple[int, int]]] = {c: set() for c in range(k)}  # pairs that failed the rival test
+
+    def nearest(c: int) -> float:
+        if not rivals[c]:
+            return np.inf
+        return float(np.linalg.norm(centre[list(rivals[c])] - centre[c], axis=1).min())
+
+    def entries(a: int, others: list[int]) -> list[tuple[float, int, int, int, int]]:
+        if not others:
+            return []
+        d = np.linalg.norm(centre[others] - centre[a], axis=1)
+        return [(x, min(a, o), max(a, o), version[min(a, o)], version[max(a, o)])
+                for x, o in zip(d.tolist(), others) if x < merge.threshold]
+
+    heap = [e for c in sorted(mates) for e in entries(c, sorted(o for o in mates[c] if o > c))]
+    heapq.heapify(heap)
     joined = np.arange(k)
-    while pairs:
-        centre = l2_normalize(sums.astype(np.float32)).astype(np.float64)
-        pa, pb = np.array(sorted(pairs)).T
-        ra, rb = np.array(sorted(rival)).T
-        d = np.linalg.norm(centre[pa] - centre[pb], axis=1)
-        d_rival = np.linalg.norm(centre[ra] - centre[rb], axis=1)
-        nearest = np.full(k, np.inf)
-        np.minimum.at(nearest, ra, d_rival)
-        np.minimum.at(nearest, rb, d_rival)
-        ok = (d < merge.threshold) & (d < nearest[pa]) & (d < nearest[pb])
-        if not ok.any():
-            break
-        n = int(np.flatnonzero(ok)[np.argmin(d[ok])])  # closest first; ties by the clusters' numbers
-        a, b = int(pa[n]), int(pb[n])
+    while heap:
+        d, a, b, va, vb = heapq.heappop(heap)  # closest first; ties by the clusters' numbers
+        if va != version[a] or vb != version[b] or b not in mates.get(a, ()):
+            continue
+        if not (d < nearest(a) and d < nearest(b)):
+            waiting[a].add((a, b))
+            waiting[b].add((a, b))
+            continue
         joined[b] = a
         sums[a] += sums[b]
-        rival = {_renamed(p, b, a) for p in rival}
-        pairs = {q for q in (_renamed(p, b, a) for p in pairs) if q[0] != q[1]} - rival
+        centre[a] = l2_normalize(sums[[a]]).astype(np.float64)[0]
+        version[a] += 1
+        for o in rivals.pop(b):
+            rivals[o].discard(b)
+            rivals[o].add(a)
+            rivals[a].add(o)
+        for o in mates.pop(b):
+            mates[o].discard(b)
+            if o != a:
+                mates[o].add(a)
+                mates[a].add(o)
+        for o in rivals[a]:
+            mates.get(o, set()).discard(a)
+        mates[a] -= rivals[a] | {a}
+        waiting.pop(b)
+        waiting[a].clear()
+        for e in entries(a, sorted(mates[a])):
+            heapq.heappush(heap, e)
+        for r in sorted(rivals[a]):  # a rival of the joined cluster has it nearer or further now: look again
+            for x, y in sorted(waiting[r]):
+                if y in mates.get(x, ()):
+                    heapq.heappush(heap, (float(np.linalg.norm(centre[x] - centre[y])), x, y, version[x], version[y]))
+            waiting[r].clear()
     while (joined[joined] != joined).any():
         joined = joined[joined]
     labels[valid] = joined[labels[valid]]
     return compact(labels)
-
-
-def _renamed(pair: tuple[int, int], old: int, new: int) -> tuple[int, int]:
-    """``pair`` with cluster ``old`` called ``new``, smaller first."""
-    x, y = (new if v == old else v for v in pair)
-    return min(x, y), max(x, y)
 
 
 def _join_allowed(i: np.ndarray, j: np.ndarray, d: np.ndarray, k: int,

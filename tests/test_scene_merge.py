@@ -5,7 +5,7 @@ cannot-linked pair."""
 from __future__ import annotations
 
 import numpy as np
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from person_cluster.config import PostprocessConfig
@@ -332,3 +332,78 @@ def test_by_rivals_it_joins_whole_clusters_never_a_cannot_linked_pair_and_stops_
                 continue
             d = float(np.linalg.norm(centre[x] - centre[y]))
             assert not (d < threshold and d < nearest[x] and d < nearest[y]) or np.isclose(d, min(nearest[x], nearest[y]))
+
+
+def _by_rivals_reference(labels, face, merge, cannot):
+    """merge_by_rivals as its docstring states it, by brute force: every step recomputes every centroid and every
+    rival distance and joins the closest pair that qualifies (ties: the smaller cluster numbers)."""
+    from person_cluster.fusion import l2_normalize
+    from person_cluster.postprocess import compact
+
+    labels = compact(labels)
+    k = int(labels.max(initial=-1)) + 1
+    f = l2_normalize(face if merge.face is None else merge.face)
+    seen = np.ones(len(labels), bool) if merge.seen is None else np.asarray(merge.seen, bool)
+    beside = {c for c in range(k) if seen[labels == c].any()
+              and any(labels[i] == c and labels[j] not in (c, -1) or labels[j] == c and labels[i] not in (c, -1)
+                      for i, j in zip(cannot.i, cannot.j))}
+    scenes = {c: set(merge.scene[(labels == c) & (merge.scene >= 0)].tolist()) for c in range(k)}
+    group = {c: c for c in range(k)}  # cluster -> the cluster it is part of now
+    while True:
+        members = {g: [c for c in range(k) if group[c] == g] for g in set(group.values())}
+        centre = {g: l2_normalize(f[np.isin(labels, m)].astype(np.float64).sum(0, keepdims=True)).astype(np.float64)[0]
+                  for g, m in members.items()}
+        rival = {(min(group[labels[i]], group[labels[j]]), max(group[labels[i]], group[labels[j]]))
+                 for i, j in zip(cannot.i, cannot.j) if labels[i] >= 0 and labels[j] >= 0
+                 and group[labels[i]] != group[labels[j]]}
+        near = {g: min([float(np.linalg.norm(centre[x] - centre[y])) for x, y in rival if g in (x, y)] or [np.inf])
+                for g in members}
+        best = None
+        for x in sorted(members):
+            for y in sorted(members):
+                if x >= y or (x, y) in rival:
+                    continue
+                ok_x = all(c in beside for c in members[x]) and all(c in beside for c in members[y])
+                if not ok_x or not set().union(*(scenes[c] for c in members[x])) & set().union(
+                        *(scenes[c] for c in members[y])):
+                    continue
+                d = float(np.linalg.norm(centre[x] - centre[y]))
+                if d < merge.threshold and d < near[x] and d < near[y] and (best is None or d < best[0]):
+                    best = (d, x, y)
+        if best is None:
+            return compact(np.where(labels >= 0, np.array([group[c] for c in range(k)] + [-1])[labels], -1))
+        for c in members[best[2]]:
+            group[c] = best[1]
+
+
+def _rival_case(seed):
+    """Random clusters of three people in one scene (or photos), rivals drawn at random: labels, faces, merge,
+    cannot-links."""
+    rng = np.random.default_rng(seed)
+    n = int(rng.integers(4, 30))
+    labels = np.arange(n) if seed % 2 else rng.integers(-1, max(1, n // 2), n)
+    who = rng.integers(0, 3, n)
+    face = rng.normal(size=(3, 4))[who] + 0.6 * rng.normal(size=(n, 4))
+    if seed % 5 == 0:  # faces on a coarse grid: equal distances are common
+        face = np.round(face)
+        face[~face.any(1)] = 1.0
+    scene = np.zeros(n, np.int64) if seed % 7 else rng.integers(-1, 2, n)
+    m = int(rng.integers(1, n))
+    i, j = rng.integers(0, n, m), rng.integers(0, n, m)
+    keep = labels[i] != labels[j]
+    seen = None if seed % 3 else rng.random(n) < 0.7
+    merge = SceneMerge(scene, 1.0, 0.5, float(rng.uniform(0.3, 2.0)), None, seen)
+    return labels, face.astype(np.float32), merge, CannotLinks(i[keep], j[keep], n)
+
+
+@settings(max_examples=300, deadline=None)
+@given(seed=st.integers(0, 100_000))
+@example(seed=1709)  # found by a search of 3,000: a pair held back by a rival joins once that rival has moved
+@example(seed=2481)
+def test_by_rivals_it_gives_the_partition_of_the_brute_force_merge(seed):
+    """The heap (a pair that fails the rival test waits until a rival of either cluster moves) against the plain
+    loop that recomputes everything at every step."""
+    from person_cluster.postprocess import merge_by_rivals
+
+    labels, face, merge, cannot = _rival_case(seed)
+    assert merge_by_rivals(labels, face, merge, cannot).tolist() == _by_rivals_reference(labels, face, merge, cannot).tolist()
