@@ -1,10 +1,11 @@
 """Stage 7: merge clusters whose centroids are close, then mark small clusters as unassigned (-1).
 
-Two merges, in this order. The centroid merge (:func:`merge_close_clusters`) joins clusters whose mean faces (or
+Three merges, in this order. The centroid merge (:func:`merge_close_clusters`) joins clusters whose mean faces (or
 mean clothes) nearly coincide, anywhere. The scene merge (:func:`merge_within_scenes`) joins the pieces of one
 person within a scene: small faces (a wide shot of six people) give noisy descriptors, so Chinese whispers leaves a
 person in several clusters of a few tracks each, while the mean of many faces and the clothing of one scene still
-say who it is.
+say who it is. The rival merge (:func:`merge_by_rivals`) then joins, by face alone, two pieces of a scene nearer
+each other than anyone either was seen beside (a person who changed clothes); :func:`merge_scenes` runs both.
 
 The centroid merge is done per pass on the graph "centroid distance below threshold": its connected components become the
 new clusters, so the result does not depend on the order of the clusters. With cannot-links (two clusters that
@@ -296,6 +297,15 @@ def merge_by_rivals(labels: np.ndarray, face: np.ndarray, merge: SceneMerge, can
     return compact(labels)
 
 
+def merge_scenes(labels: np.ndarray, face: np.ndarray, cloth: np.ndarray, has_cloth: np.ndarray, merge: SceneMerge,
+                 cannot: CannotLinks | None, rivals: bool = True) -> np.ndarray:
+    """The merges within scenes, as a clustering and an ``add`` both run them: by face and clothing
+    (:func:`merge_within_scenes`), then, where ``rivals`` (``postprocess.rival_merge``), by face against the people
+    each cluster was seen beside (:func:`merge_by_rivals`)."""
+    labels = merge_within_scenes(labels, face, cloth, has_cloth, merge, cannot)
+    return merge_by_rivals(labels, face, merge, cannot) if rivals else labels
+
+
 def _join_allowed(i: np.ndarray, j: np.ndarray, d: np.ndarray, k: int,
                   forbidden: set[tuple[int, int]]) -> tuple[int, np.ndarray]:
     """Components of the close pairs joined closest first (ties by index), skipping a join that would put a
@@ -375,7 +385,5 @@ def postprocess(labels: np.ndarray, face: np.ndarray, cloth: np.ndarray, has_clo
     labels = merge_close_clusters(labels, face, cloth, has_cloth, config.merge_face_threshold,
                                   config.merge_cloth_threshold, config.max_merge_passes, cannot)
     if scenes is not None and config.scene_merge:
-        labels = merge_within_scenes(labels, face, cloth, has_cloth, scenes, cannot)
-        if config.rival_merge:
-            labels = merge_by_rivals(labels, face, scenes, cannot)
+        labels = merge_scenes(labels, face, cloth, has_cloth, scenes, cannot, config.rival_merge)
     return compact(drop_small_clusters(labels, config.min_csize, keep))

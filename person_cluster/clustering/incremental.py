@@ -150,7 +150,7 @@ def _merge_within_scenes(table: FaceTable, items: Tracks, first: np.ndarray, sce
     (:func:`_one_per_frame`). ``pool_cluster``: each pool item's cluster (0..);
     ``first``: each item's first face; ``scene``: each face's (ItemFeatures.face_scenes)."""
     from ..api import scene_merge
-    from ..postprocess import merge_by_rivals, merge_within_scenes
+    from ..postprocess import merge_scenes
 
     item_labels = np.full(items.count, -1, np.int64)
     item_labels[pool] = pool_cluster
@@ -163,9 +163,8 @@ def _merge_within_scenes(table: FaceTable, items: Tracks, first: np.ndarray, sce
     videos = {table.sources[k] for k in np.flatnonzero(face_labels >= 0).tolist()}
     merge = scene_merge(table, items.ids, scene, config, cannot, videos)
     cannot = CannotLinks(np.concatenate([cannot.i, one[i]]), np.concatenate([cannot.j, one[j]]), len(table))
-    merged = merge_within_scenes(face_labels, table.face, table.cloth, table.has_cloth, merge, cannot)
-    if config.postprocess.rival_merge:
-        merged = merge_by_rivals(merged, table.face, merge, cannot)
+    merged = merge_scenes(face_labels, table.face, table.cloth, table.has_cloth, merge, cannot,
+                          config.postprocess.rival_merge)
     return merged[one]
 
 
