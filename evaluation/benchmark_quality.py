@@ -154,6 +154,8 @@ METHODS = {
         ours({"tracking.rival_split": False}),
     "default without the rival merge (clusters of a scene joined by face where nearer each other than anyone beside them)":
         ours({"postprocess.rival_merge": False}),
+    "default without the rival pieces (in the rival merge, a piece judged by its own rivals and nearest cluster)":
+        ours({"postprocess.rival_pieces": False}),
     "default + quality gate": ours({"quality.enabled": True}),
     "default + mirror average": ours({"fusion.mirror_average": True}),
     "default + quality gate + mirror average": ours({"quality.enabled": True, "fusion.mirror_average": True}),

@@ -293,6 +293,10 @@ class PostprocessConfig:
     # Then join two clusters of one scene by their faces alone where each is nearer the other than anyone it was
     # seen beside (person_cluster.postprocess.merge_by_rivals): a person who changed clothes within the scene.
     rival_merge: bool = True
+    # In it, the smaller of two clusters may also join the other by its own rivals alone, where the other is the
+    # cluster of its scenes nearest to it: a large cluster was seen beside many people, and the nearest of many is
+    # near, a bar a small piece of the same person rarely passes.
+    rival_pieces: bool = True
     min_csize: int = 2  # smaller clusters become "unassigned" (cluster -1); their faces stay in the manifest
 
     def validate(self) -> None:

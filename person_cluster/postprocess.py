@@ -199,111 +199,209 @@ def merge_within_scenes(labels: np.ndarray, face: np.ndarray, cloth: np.ndarray,
     return compact(np.where(labels >= 0, joined[np.maximum(labels, 0)], UNASSIGNED))
 
 
-def merge_by_rivals(labels: np.ndarray, face: np.ndarray, merge: SceneMerge, cannot: CannotLinks | None) -> np.ndarray:
+def merge_by_rivals(labels: np.ndarray, face: np.ndarray, merge: SceneMerge, cannot: CannotLinks | None,
+                    pieces: bool = True) -> np.ndarray:
     """Join two clusters of one scene by their faces alone where each is nearer the other than any person it was
-    seen beside: one pair at a time, closest first, below ``merge.threshold``.
+    seen beside, or (``pieces``) where the smaller's nearest cluster of its scenes is the other and everyone it was
+    seen beside is further: one pair at a time, closest first, below ``merge.threshold``.
 
     The scene merge weighs clothing, so a person who changes clothes within a scene (a dress in the last shots)
     stays in two pieces, and a face-only merge at a fixed threshold joins different people. The clusters a cluster
     shares a frame with (cannot-linked: other people for certain) are the video's own scale of how far another
-    person's face lies: a pair nearer each other than either is to any of those is one person. So only clusters
-    seen beside someone are compared, and never two that share a frame. Faces in ``merge.face`` (the video's
-    learnt metric) where given, else ``face``; after each join the joined cluster's centroid and rivals are
-    used.
+    person's face lies: a pair nearer each other than either is to any of those is one person. A large cluster has
+    been seen beside many people, and the nearest of many is near: a small piece of the same person rarely passes
+    that bar, so a piece is judged by its own rivals, and joins only the cluster nearest to it. Only clusters seen
+    beside someone are compared, and never two that share a frame. Faces in ``merge.face`` (the video's learnt
+    metric) where given, else ``face``; after each join the joined cluster's centroid, size and rivals are used.
 
-    A heap of the pairs below the threshold, as the scene merge keeps: a pair that fails the rival test when it
-    comes up waits until a rival of either cluster moves (joins someone), so that a scene of a thousand clusters
-    costs each join the distances of one cluster, not of every pair."""
+    A heap of the pairs below the threshold, as the scene merge keeps: a pair that fails both tests when it comes
+    up waits until a rival of either cluster moves (joins someone), or until the smaller's nearest cluster
+    changes, so that a scene of a thousand clusters costs each join the distances of one cluster to the rest, not
+    those of every pair."""
     labels = compact(labels)
     if cannot is None:
         return labels
-    k = int(labels.max(initial=-1)) + 1
-    valid = labels >= 0
-    sums = _group_sums(l2_normalize(face if merge.face is None else merge.face)[valid], labels[valid], k)
-    centre = l2_normalize(sums).astype(np.float64)  # as float32, the precision of the faces
-    rivals: dict[int, set[int]] = {c: set() for c in range(k)}
-    for a, b in cannot.forbidden_between(labels):
-        rivals[a].add(b)
-        rivals[b].add(a)
-    has_rival = np.array([bool(rivals[c]) for c in range(k)], bool)
-    if merge.seen is not None:  # seen beside someone in a frame, not only kept apart by a user's decision
-        has_rival &= np.bincount(labels[valid], weights=np.asarray(merge.seen, bool)[valid], minlength=k) > 0
-    scene = np.asarray(merge.scene, np.int64)
-    rows = valid & (scene >= 0)
-    rows[rows] = has_rival[labels[rows]]
-    by_scene: dict[int, list[int]] = {}
-    for c, sc in set(zip(labels[rows].tolist(), scene[rows].tolist())):
-        by_scene.setdefault(sc, []).append(c)
-    mates: dict[int, set[int]] = {}  # cluster -> the clusters it may join: of a scene of its, seen beside someone
-    for members in by_scene.values():
-        for c in members:
-            mates.setdefault(c, set()).update(members)
-    for c in mates:
-        mates[c] -= rivals[c] | {c}
-    version = [0] * k
-    waiting: dict[int, set[tuple[int, int]]] = {c: set() for c in range(k)}  # pairs that failed the rival test
+    return _RivalMerge(labels, face, merge, cannot, pieces).run()
 
-    def nearest(c: int) -> float:
-        if not rivals[c]:
-            return np.inf
-        return float(np.linalg.norm(centre[list(rivals[c])] - centre[c], axis=1).min())
 
-    def entries(a: int, others: list[int]) -> list[tuple[float, int, int, int, int]]:
-        if not others:
-            return []
-        d = np.linalg.norm(centre[others] - centre[a], axis=1)
-        return [(x, min(a, o), max(a, o), version[min(a, o)], version[max(a, o)])
-                for x, o in zip(d.tolist(), others) if x < merge.threshold]
+class _RivalMerge:
+    """The state of :func:`merge_by_rivals`: clusters' centroids, sizes, rivals, the clusters each may join
+    (``mates``) and those of its scenes (``around``, for a piece's nearest), and the heap."""
 
-    heap = [e for c in sorted(mates) for e in entries(c, sorted(o for o in mates[c] if o > c))]
-    heapq.heapify(heap)
-    joined = np.arange(k)
-    while heap:
-        d, a, b, va, vb = heapq.heappop(heap)  # closest first; ties by the clusters' numbers
-        if va != version[a] or vb != version[b] or b not in mates.get(a, ()):
-            continue
-        if not (d < nearest(a) and d < nearest(b)):
-            waiting[a].add((a, b))
-            waiting[b].add((a, b))
-            continue
-        joined[b] = a
-        sums[a] += sums[b]
-        centre[a] = l2_normalize(sums[[a]]).astype(np.float64)[0]
-        version[a] += 1
-        for o in rivals.pop(b):
-            rivals[o].discard(b)
-            rivals[o].add(a)
-            rivals[a].add(o)
-        for o in mates.pop(b):
-            mates[o].discard(b)
+    def __init__(self, labels: np.ndarray, face: np.ndarray, merge: SceneMerge, cannot: CannotLinks,
+                 pieces: bool) -> None:
+        self.labels, self.threshold, self.pieces = labels, merge.threshold, pieces
+        k = int(labels.max(initial=-1)) + 1
+        valid = labels >= 0
+        self.sums = _group_sums(l2_normalize(face if merge.face is None else merge.face)[valid], labels[valid], k)
+        self.centre = l2_normalize(self.sums).astype(np.float64)  # as float32, the precision of the faces
+        self.square = (self.centre ** 2).sum(1)  # 1, or 0 for a cluster of zero faces
+        self.size = np.bincount(labels[valid], minlength=k)
+        self.rivals: dict[int, set[int]] = {c: set() for c in range(k)}
+        for a, b in cannot.forbidden_between(labels):
+            self.rivals[a].add(b)
+            self.rivals[b].add(a)
+        beside = np.array([bool(self.rivals[c]) for c in range(k)], bool)
+        if merge.seen is not None:  # seen beside someone in a frame, not only kept apart by a user's decision
+            beside &= np.bincount(labels[valid], weights=np.asarray(merge.seen, bool)[valid], minlength=k) > 0
+        scene = np.asarray(merge.scene, np.int64)
+        rows = valid & (scene >= 0)
+        self.in_scene: dict[int, set[int]] = {}  # scene -> every cluster with a face there
+        self.scenes: dict[int, set[int]] = {}  # cluster -> its scenes
+        for c, sc in set(zip(labels[rows].tolist(), scene[rows].tolist())):
+            self.in_scene.setdefault(sc, set()).add(c)
+            self.scenes.setdefault(c, set()).add(sc)
+        # cluster -> the clusters it may join: of a scene of its, seen beside someone, not a rival
+        self.mates = {c: set() for c in self.scenes if beside[c]}
+        for c in self.mates:
+            for sc in self.scenes[c]:
+                self.mates[c].update(o for o in self.in_scene[sc] if beside[o])
+            self.mates[c] -= self.rivals[c] | {c}
+        self.members: dict[int, np.ndarray] = {}  # scene -> its clusters, sorted (in_scene, as an array)
+        self.version = [0] * k
+        self.waiting: dict[int, set[tuple[int, int]]] = {c: set() for c in range(k)}  # pairs that failed
+        # Each cluster's nearest of its scenes, kept only where pieces are judged by it.
+        self.nearest: dict[int, int | None] = {c: self._nearest_around(c) for c in self.mates} if pieces else {}
+
+    def _around(self, c: int) -> np.ndarray:
+        """The other clusters with a face in a scene of ``c``, sorted."""
+        for sc in self.scenes[c]:
+            if sc not in self.members:  # changed by a join since last asked for
+                self.members[sc] = np.fromiter(sorted(self.in_scene[sc]), np.int64, len(self.in_scene[sc]))
+        parts = [self.members[sc] for sc in self.scenes[c]]
+        around = parts[0] if len(parts) == 1 else np.unique(np.concatenate(parts))
+        return around[around != c]
+
+    def _distances(self, c: int, others: list[int]) -> np.ndarray:
+        return np.linalg.norm(self.centre[others] - self.centre[c], axis=1)
+
+    def _nearest_around(self, c: int) -> int | None:
+        """The cluster of ``c``'s scenes strictly nearest to it (None: none, or a tie). Found by the centroids' dot
+        products (one pass over them, no copy), the few nearest then measured as every distance here is."""
+        others = self._around(c)
+        if not len(others):
+            return None
+        square = (self.square[others] + self.square[c] - 2.0 * (self.centre @ self.centre[c])[others])
+        near = np.sqrt(np.maximum(0.0, square))
+        few = others[near <= near.min() + 1e-9].tolist()
+        d = self._distances(c, few)
+        n = int(np.argmin(d))
+        return None if (d == d[n]).sum() > 1 else few[n]
+
+    def _rival_distance(self, c: int) -> float:
+        rivals = sorted(self.rivals[c])
+        return float(self._distances(c, rivals).min()) if rivals else np.inf
+
+    def _entry(self, a: int, b: int, d: float) -> tuple[float, int, int, int, int]:
+        a, b = min(a, b), max(a, b)
+        return d, a, b, self.version[a], self.version[b]
+
+    def _qualifies(self, a: int, b: int, d: float) -> bool:
+        """Each nearer the other than anyone beside it; or the smaller (either, if as large) has the other as its
+        nearest cluster and everyone beside it further."""
+        if d < self._rival_distance(a) and d < self._rival_distance(b):
+            return True
+        if not self.pieces:
+            return False
+        return any(self.size[s] <= self.size[o] and self.nearest[s] == o and d < self._rival_distance(s)
+                   for s, o in ((a, b), (b, a)))
+
+    def run(self) -> np.ndarray:
+        k = len(self.size)
+        heap = []
+        for c in sorted(self.mates):
+            others = sorted(o for o in self.mates[c] if o > c)
+            if others:
+                heap += [self._entry(c, o, x) for x, o in zip(self._distances(c, others).tolist(), others)
+                         if x < self.threshold]
+        heapq.heapify(heap)
+        joined = np.arange(k)
+        while heap:
+            d, a, b, va, vb = heapq.heappop(heap)  # closest first; ties by the clusters' numbers
+            if va != self.version[a] or vb != self.version[b] or b not in self.mates.get(a, ()):
+                continue
+            if not self._qualifies(a, b, d):
+                self.waiting[a].add((a, b))
+                self.waiting[b].add((a, b))
+                continue
+            joined[b] = a
+            for e in self._join(a, b):
+                heapq.heappush(heap, e)
+        while (joined[joined] != joined).any():
+            joined = joined[joined]
+        labels = self.labels.copy()
+        labels[labels >= 0] = joined[labels[labels >= 0]]
+        return compact(labels)
+
+    def _join(self, a: int, b: int) -> list[tuple[float, int, int, int, int]]:
+        """Cluster ``b`` joins ``a``; the heap entries to push: ``a``'s pairs, and the pairs that wait on a cluster
+        whose rivals or nearest cluster this join moved."""
+        self.sums[a] += self.sums[b]
+        self.centre[a] = l2_normalize(self.sums[[a]]).astype(np.float64)[0]
+        self.square[a] = float((self.centre[a] ** 2).sum())
+        self.size[a] += self.size[b]
+        self.version[a] += 1
+        for o in self.rivals.pop(b):
+            self.rivals[o].discard(b)
+            self.rivals[o].add(a)
+            self.rivals[a].add(o)
+        for sc in self.scenes.pop(b):
+            self.in_scene[sc].discard(b)
+            self.in_scene[sc].add(a)
+            self.scenes[a].add(sc)
+            self.members.pop(sc, None)
+        for sc in self.scenes[a]:
+            self.members.pop(sc, None)
+        for o in self.mates.pop(b):
+            self.mates[o].discard(b)
             if o != a:
-                mates[o].add(a)
-                mates[a].add(o)
-        for o in rivals[a]:
-            mates.get(o, set()).discard(a)
-        mates[a] -= rivals[a] | {a}
-        waiting.pop(b)
-        waiting[a].clear()
-        for e in entries(a, sorted(mates[a])):
-            heapq.heappush(heap, e)
-        for r in sorted(rivals[a]):  # a rival of the joined cluster has it nearer or further now: look again
-            for x, y in sorted(waiting[r]):
-                if y in mates.get(x, ()):
-                    heapq.heappush(heap, (float(np.linalg.norm(centre[x] - centre[y])), x, y, version[x], version[y]))
-            waiting[r].clear()
-    while (joined[joined] != joined).any():
-        joined = joined[joined]
-    labels[valid] = joined[labels[valid]]
-    return compact(labels)
+                self.mates[o].add(a)
+                self.mates[a].add(o)
+        for o in self.rivals[a]:
+            self.mates.get(o, set()).discard(a)
+        self.mates[a] -= self.rivals[a] | {a}
+        self.nearest.pop(b, None)
+        self.waiting.pop(b)
+        self.waiting[a].clear()
+        mates = sorted(self.mates[a])
+        out = [self._entry(a, o, x) for x, o in zip(self._distances(a, mates).tolist(), mates) if x < self.threshold]
+        moved = set(self.rivals[a])  # their rival is nearer or further now
+        if self.pieces:
+            moved |= self._new_nearest(a, b)
+        for c in sorted(moved):
+            for x, y in sorted(self.waiting[c]):
+                if y in self.mates.get(x, ()):
+                    out.append(self._entry(x, y, float(np.linalg.norm(self.centre[x] - self.centre[y]))))
+            self.waiting[c].clear()
+        return out
+
+    def _new_nearest(self, a: int, b: int) -> set[int]:
+        """After ``b`` joined ``a``: the clusters whose nearest cluster changed. It changes where it was a or b (or
+        a tie), or where a is now as near as it."""
+        moved = set()
+        self.nearest[a] = self._nearest_around(a)
+        around = [c for c in self._around(a).tolist() if c in self.nearest]
+        if around:
+            now = [self.nearest[c] for c in around]
+            kept = np.array([n is not None and n not in (a, b) for n in now])
+            d_now = np.linalg.norm(self.centre[around] - self.centre[[n if ok else a for n, ok in zip(now, kept)]],
+                                   axis=1)
+            look = ~kept | (self._distances(a, around) <= d_now)
+            for c in np.asarray(around)[look].tolist():
+                new = self._nearest_around(c)
+                if new != self.nearest[c]:
+                    self.nearest[c] = new
+                    moved.add(c)
+        return moved
 
 
 def merge_scenes(labels: np.ndarray, face: np.ndarray, cloth: np.ndarray, has_cloth: np.ndarray, merge: SceneMerge,
-                 cannot: CannotLinks | None, rivals: bool = True) -> np.ndarray:
+                 cannot: CannotLinks | None, config: PostprocessConfig) -> np.ndarray:
     """The merges within scenes, as a clustering and an ``add`` both run them: by face and clothing
-    (:func:`merge_within_scenes`), then, where ``rivals`` (``postprocess.rival_merge``), by face against the people
-    each cluster was seen beside (:func:`merge_by_rivals`)."""
+    (:func:`merge_within_scenes`), then, with ``config.rival_merge``, by face against the people each cluster was
+    seen beside (:func:`merge_by_rivals`; ``config.rival_pieces``: a piece by its own rivals)."""
     labels = merge_within_scenes(labels, face, cloth, has_cloth, merge, cannot)
-    return merge_by_rivals(labels, face, merge, cannot) if rivals else labels
+    return merge_by_rivals(labels, face, merge, cannot, config.rival_pieces) if config.rival_merge else labels
 
 
 def _join_allowed(i: np.ndarray, j: np.ndarray, d: np.ndarray, k: int,
@@ -385,5 +483,5 @@ def postprocess(labels: np.ndarray, face: np.ndarray, cloth: np.ndarray, has_clo
     labels = merge_close_clusters(labels, face, cloth, has_cloth, config.merge_face_threshold,
                                   config.merge_cloth_threshold, config.max_merge_passes, cannot)
     if scenes is not None and config.scene_merge:
-        labels = merge_scenes(labels, face, cloth, has_cloth, scenes, cannot, config.rival_merge)
+        labels = merge_scenes(labels, face, cloth, has_cloth, scenes, cannot, config)
     return compact(drop_small_clusters(labels, config.min_csize, keep))

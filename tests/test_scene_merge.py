@@ -202,11 +202,12 @@ def test_it_gives_the_partition_of_the_brute_force_merge(seed, n, threshold):
 # merge_by_rivals: after the scene merge, two clusters of a scene join by their faces alone where each is nearer
 # the other than anyone it shares a frame with.
 
-def _by_rivals(labels, face, scene, cannot, threshold=0.36, learnt=None):
+def _by_rivals(labels, face, scene, cannot, threshold=0.36, learnt=None, pieces=False):
+    """The rule of each nearer the other than anyone beside it alone, unless ``pieces``."""
     from person_cluster.postprocess import merge_by_rivals
 
     merge = SceneMerge(np.asarray(scene), 1.0, 0.5, threshold, None if learnt is None else np.asarray(learnt, np.float32))
-    return merge_by_rivals(np.asarray(labels), np.asarray(face, np.float32), merge, cannot).tolist()
+    return merge_by_rivals(np.asarray(labels), np.asarray(face, np.float32), merge, cannot, pieces).tolist()
 
 
 def _dress():
@@ -283,6 +284,44 @@ def test_a_joined_cluster_keeps_the_rivals_of_both_and_its_centroid_is_the_joine
     assert _by_rivals([0, 1, 2, 3, 4, 5], face, [0] * 6, cannot) == [0, 0, 1, 2, 0, 3]
 
 
+def _piece():
+    """B (three faces at one spot) seen beside R, 0.22 away; P (one face), 0.26 from B, seen beside S, 0.35 from P:
+    B's rival is nearer B than P is, so the rule of each nearer the other keeps them apart."""
+    b, p = E[0], _toward(E[0], E[1], 0.26)
+    face = [b, b, b, _toward(b, E[2], 0.22), p, _toward(p, E[3], 0.35)]
+    return face, CannotLinks(np.array([0, 4]), np.array([3, 5]), 6)
+
+
+def test_a_piece_joins_the_cluster_nearest_to_it_where_everyone_beside_it_is_further():
+    face, cannot = _piece()
+    assert _by_rivals([0, 0, 0, 1, 2, 3], face, [0] * 6, cannot) == [0, 0, 0, 1, 2, 3]
+    assert _by_rivals([0, 0, 0, 1, 2, 3], face, [0] * 6, cannot, pieces=True) == [0, 0, 0, 1, 0, 2]
+    face[5] = _toward(face[4], E[3], 0.25)  # S nearer P than B is
+    assert _by_rivals([0, 0, 0, 1, 2, 3], face, [0] * 6, cannot, pieces=True) == [0, 0, 0, 1, 2, 3]
+
+
+def test_a_piece_with_another_cluster_of_its_scene_nearer_stays_apart():
+    """C, seen beside no one, 0.2 from P: P's nearest cluster is not B. In another scene C does not count."""
+    face, cannot = _piece()
+    face.append(_toward(face[4], E[4], 0.2))
+    cannot = CannotLinks(cannot.i, cannot.j, 7)
+    assert _by_rivals([0, 0, 0, 1, 2, 3, 4], face, [0] * 7, cannot, pieces=True) == [0, 0, 0, 1, 2, 3, 4]
+    assert _by_rivals([0, 0, 0, 1, 2, 3, 4], face, [0] * 6 + [1], cannot, pieces=True) == [0, 0, 0, 1, 0, 2, 3]
+
+
+def test_only_the_smaller_cluster_is_judged_as_a_piece():
+    """B one face, P three: B is the piece, and its rival R (0.22) is nearer it than P; P's view does not count.
+    Of two clusters as large, either may be the piece."""
+    face, cannot = _piece()
+    b, r, p, s = face[0], face[3], face[4], face[5]
+    face = [b, r, p, p, p, s]
+    cannot = CannotLinks(np.array([0, 2]), np.array([1, 5]), 6)
+    assert _by_rivals([0, 1, 2, 2, 2, 3], face, [0] * 6, cannot, pieces=True) == [1, 2, 0, 0, 0, 3]
+    face = [b, r, p, s]
+    cannot = CannotLinks(np.array([0, 2]), np.array([1, 3]), 4)
+    assert _by_rivals([0, 1, 2, 3], face, [0] * 4, cannot, pieces=True) == [0, 1, 0, 2]
+
+
 def test_postprocess_runs_it_after_the_scene_merge_only_when_switched_on():
     face, cannot = _dress()
     face, cloth = np.array(face), np.array([E[0], E[1], E[2], E[3]])  # clothes too far apart for the scene merge
@@ -292,6 +331,13 @@ def test_postprocess_runs_it_after_the_scene_merge_only_when_switched_on():
     assert postprocess(labels, face, cloth, has, cfg, cannot, scenes=scenes).tolist() == [0, 0, 1, 2]
     off = PostprocessConfig(merge_face_threshold=None, min_csize=1, rival_merge=False)
     assert postprocess(labels, face, cloth, has, off, cannot, scenes=scenes).tolist() == [0, 1, 2, 3]
+    piece, cannot = _piece()
+    piece, labels, has = np.array(piece), np.array([0, 0, 0, 1, 2, 3]), np.ones(6, bool)
+    cloth = np.array([E[0], E[0], E[0], E[2], E[5], E[3]])  # P's clothes far from B's
+    scenes = SceneMerge(np.zeros(6, np.int64), 1.0, 0.5, 0.36)
+    assert postprocess(labels, piece, cloth, has, cfg, cannot, scenes=scenes).tolist() == [0, 0, 0, 1, 0, 2]
+    whole = PostprocessConfig(merge_face_threshold=None, min_csize=1, rival_pieces=False)
+    assert postprocess(labels, piece, cloth, has, whole, cannot, scenes=scenes).tolist() == [0, 0, 0, 1, 2, 3]
 
 
 @settings(max_examples=80, deadline=None)
@@ -334,7 +380,7 @@ def test_by_rivals_it_joins_whole_clusters_never_a_cannot_linked_pair_and_stops_
             assert not (d < threshold and d < nearest[x] and d < nearest[y]) or np.isclose(d, min(nearest[x], nearest[y]))
 
 
-def _by_rivals_reference(labels, face, merge, cannot):
+def _by_rivals_reference(labels, face, merge, cannot, pieces=True):
     """merge_by_rivals as its docstring states it, by brute force: every step recomputes every centroid and every
     rival distance and joins the closest pair that qualifies (ties: the smaller cluster numbers)."""
     from person_cluster.fusion import l2_normalize
@@ -368,7 +414,15 @@ def _by_rivals_reference(labels, face, merge, cannot):
                         *(scenes[c] for c in members[y])):
                     continue
                 d = float(np.linalg.norm(centre[x] - centre[y]))
-                if d < merge.threshold and d < near[x] and d < near[y] and (best is None or d < best[0]):
+                ok = d < near[x] and d < near[y]
+                for p, o in ((x, y), (y, x)) if pieces else ():  # a piece, by its own rivals and its nearest
+                    size = {g: int(np.isin(labels, m).sum()) for g, m in members.items()}
+                    around = [g for g in members if g != p and set().union(*(scenes[c] for c in members[g]))
+                              & set().union(*(scenes[c] for c in members[p]))]
+                    dist = sorted((float(np.linalg.norm(centre[p] - centre[g])), g) for g in around)
+                    strictly = dist[0][1] == o and (len(dist) == 1 or dist[1][0] > dist[0][0])
+                    ok |= size[p] <= size[o] and strictly and d < near[p]
+                if d < merge.threshold and ok and (best is None or d < best[0]):
                     best = (d, x, y)
         if best is None:
             return compact(np.where(labels >= 0, np.array([group[c] for c in range(k)] + [-1])[labels], -1))
@@ -400,10 +454,14 @@ def _rival_case(seed):
 @given(seed=st.integers(0, 100_000))
 @example(seed=1709)  # found by a search of 3,000: a pair held back by a rival joins once that rival has moved
 @example(seed=2481)
+@example(seed=29)  # found by a search of 4,000: a piece whose nearest cluster became the joined one
+@example(seed=134)
 def test_by_rivals_it_gives_the_partition_of_the_brute_force_merge(seed):
     """The heap (a pair that fails the rival test waits until a rival of either cluster moves) against the plain
     loop that recomputes everything at every step."""
     from person_cluster.postprocess import merge_by_rivals
 
     labels, face, merge, cannot = _rival_case(seed)
-    assert merge_by_rivals(labels, face, merge, cannot).tolist() == _by_rivals_reference(labels, face, merge, cannot).tolist()
+    pieces = seed % 4 != 3
+    assert (merge_by_rivals(labels, face, merge, cannot, pieces).tolist()
+            == _by_rivals_reference(labels, face, merge, cannot, pieces).tolist())

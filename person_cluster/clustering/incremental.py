@@ -163,8 +163,7 @@ def _merge_within_scenes(table: FaceTable, items: Tracks, first: np.ndarray, sce
     videos = {table.sources[k] for k in np.flatnonzero(face_labels >= 0).tolist()}
     merge = scene_merge(table, items.ids, scene, config, cannot, videos)
     cannot = CannotLinks(np.concatenate([cannot.i, one[i]]), np.concatenate([cannot.j, one[j]]), len(table))
-    merged = merge_scenes(face_labels, table.face, table.cloth, table.has_cloth, merge, cannot,
-                          config.postprocess.rival_merge)
+    merged = merge_scenes(face_labels, table.face, table.cloth, table.has_cloth, merge, cannot, config.postprocess)
     return merged[one]
 
 
