@@ -10,7 +10,8 @@ of ``--repeat``. The last line is ``clusters=K scene_merge_s=S rival_merge_s=R``
 
 Measured once against the plain loop merge_by_rivals was up to f5ea467 (every pair's distance computed again
 after each join), this script with that module: 2.98 s for 200 clusters and 28.83 s for 400, against 0.03 s and
-0.12 s at its successor (2 cores); results in evaluation/results/merges.md.
+0.12 s at its successor (2 cores); results in evaluation/results/merges.md. The rival merge runs with
+``postprocess.rival_pieces`` on, as by default.
 """
 
 from __future__ import annotations
