@@ -384,3 +384,67 @@ def test_the_rival_split_only_cuts_tracks_at_gaps_into_parts_of_two_faces_or_mor
         assert gap[members[changes]].all()
         assert not len(changes) or (np.diff(np.r_[0, changes, len(members)]) >= 2).all()
         assert len(np.unique(parts)) == len(changes) + 1  # parts are runs: a cut never rejoins later
+
+
+def _split_reference(tracks, face, frame, gap, min_part=2):
+    """split_at_rivals as its docstring states it, one cut and one rival at a time: at each gap that leaves both
+    parts ``min_part`` faces, the parts' mean faces, how far apart they are, and the nearest of the rivals seen
+    only on the far side of the cut from a part to that part; the cut with the most evidence (apart - nearest; the
+    first of equals) if it is positive, then again inside each part. Rivals are the input's tracks, by their means."""
+    from person_cluster.fusion import l2_normalize
+
+    ids = tracks.ids.copy()
+    mean = {t: l2_normalize(face[tracks.ids == t].astype(np.float32).sum(0, keepdims=True).astype(np.float32))[0]
+            .astype(np.float64) for t in range(tracks.count)}
+    unit = lambda v: v / np.linalg.norm(v)
+    todo = [list(m) for m in tracks.members() if len(m) >= 2 * min_part]
+    fresh = tracks.count
+    while todo:
+        members = todo.pop()
+        seen = {}  # rival track -> positions in members of the faces beside it
+        for p, i in enumerate(members):
+            if frame[i] < 0:
+                continue
+            for j in range(len(frame)):
+                if frame[j] == frame[i]:
+                    seen.setdefault(int(tracks.ids[j]), []).append(p)
+        best = None
+        for cut in range(min_part, len(members) - min_part + 1):
+            if not gap[members[cut]]:
+                continue
+            x = face[members].astype(np.float64)
+            ahead, behind = unit(x[:cut].sum(0)), unit(x[cut:].sum(0))
+            near = [np.linalg.norm(behind - mean[r]) for r, ps in seen.items() if max(ps) < cut]
+            near += [np.linalg.norm(ahead - mean[r]) for r, ps in seen.items() if min(ps) >= cut]
+            evidence = np.linalg.norm(ahead - behind) - min(near, default=np.inf)
+            if best is None or evidence > best[0]:
+                best = (evidence, cut)
+        if best is None or not best[0] > 0:
+            continue
+        cut = best[1]
+        for i in members[cut:]:
+            ids[i] = fresh
+        fresh += 1
+        todo += [part for part in (members[:cut], members[cut:]) if len(part) >= 2 * min_part]
+    return ids
+
+
+@settings(max_examples=200, deadline=None)
+@given(seed=seeds, n=st.integers(0, 50), min_part=st.integers(1, 3))
+def test_the_rival_split_cuts_where_its_docstring_says(seed, n, min_part):
+    """Against the reference, as partitions: tracks of two or three people's faces with noise, several tracks per
+    frame, gaps at random; the track ids are numbered differently, the parts must be the same."""
+    from person_cluster.tracking import split_at_rivals
+
+    rng = np.random.default_rng(seed)
+    people = rng.normal(size=(3, 8))
+    who = rng.integers(0, 3, n)
+    face = (people[who] + 0.4 * rng.normal(size=(n, 8))).astype(np.float32)
+    face /= np.linalg.norm(face, axis=1, keepdims=True)
+    tracks = Tracks.by_first_face(rng.integers(0, 4, n))
+    frame = rng.integers(-1, 12, n)
+    gap = rng.random(n) < 0.5
+    ours = split_at_rivals(tracks, face, frame, gap, min_part).ids
+    expected = _split_reference(tracks, face, frame, gap, min_part)
+    same = lambda ids: ids[:, None] == ids[None, :]
+    assert (same(ours) == same(expected)).all()
