@@ -349,9 +349,7 @@ class _RivalMerge:
             self.in_scene[sc].discard(b)
             self.in_scene[sc].add(a)
             self.scenes[a].add(sc)
-            self.members.pop(sc, None)
-        for sc in self.scenes[a]:
-            self.members.pop(sc, None)
+            self.members.pop(sc, None)  # b's scenes now hold a instead; a's others are as they were
         for o in self.mates.pop(b):
             self.mates[o].discard(b)
             if o != a:
@@ -370,8 +368,9 @@ class _RivalMerge:
             moved |= self._new_nearest(a, b)
         for c in sorted(moved):
             for x, y in sorted(self.waiting[c]):
-                if y in self.mates.get(x, ()):
-                    out.append(self._entry(x, y, float(np.linalg.norm(self.centre[x] - self.centre[y]))))
+                d = float(np.linalg.norm(self.centre[x] - self.centre[y]))  # one of them may have joined since
+                if y in self.mates.get(x, ()) and d < self.threshold:
+                    out.append(self._entry(x, y, d))
             self.waiting[c].clear()
         return out
 
