@@ -309,6 +309,24 @@ def test_a_piece_with_another_cluster_of_its_scene_nearer_stays_apart():
     assert _by_rivals([0, 0, 0, 1, 2, 3, 4], face, [0] * 6 + [1], cannot, pieces=True) == [0, 0, 0, 1, 0, 2, 3]
 
 
+def test_a_piece_in_two_scenes_looks_for_its_nearest_in_both():
+    """P has a face in scenes 0 and 1; C, 0.2 from P, only in scene 1, is nearer P than B (scene 0): P stays apart.
+    The merge judges pieces unless told not to."""
+    from person_cluster.postprocess import merge_by_rivals
+
+    face, cannot = _piece()
+    face = face[:5] + [face[4]] + face[5:] + [_toward(face[4], E[4], 0.2)]  # P twice, then S, then C
+    cannot = CannotLinks(np.array([0, 4]), np.array([3, 6]), 8)
+    labels, scene = [0, 0, 0, 1, 2, 2, 3, 4], [0, 0, 0, 0, 0, 1, 0, 1]
+    assert _by_rivals(labels, face, scene, cannot, pieces=True) == [0, 0, 0, 2, 1, 1, 3, 4]  # P is 1 now, by size
+    scene[7] = 0  # C in scene 0 too: still nearer
+    assert _by_rivals(labels, face, scene, cannot, pieces=True) == [0, 0, 0, 2, 1, 1, 3, 4]
+    face[7] = _toward(face[4], E[4], 0.5)  # C further than B: P joins B
+    merge = SceneMerge(np.asarray(scene), 1.0, 0.5, 0.36)
+    assert merge_by_rivals(np.asarray(labels), np.asarray(face, np.float32), merge, cannot).tolist() == [
+        0, 0, 0, 1, 0, 0, 2, 3]
+
+
 def test_only_the_smaller_cluster_is_judged_as_a_piece():
     """B one face, P three: B is the piece, and its rival R (0.22) is nearer it than P; P's view does not count.
     Of two clusters as large, either may be the piece."""
