@@ -296,6 +296,13 @@ class _RivalMerge:
         a, b = min(a, b), max(a, b)
         return d, a, b, self.version[a], self.version[b]
 
+    def _entries(self, a: int, others: list[int]) -> list[tuple[float, int, int, int, int]]:
+        """Heap entries for ``a`` and each of ``others`` closer than the threshold."""
+        if not others:
+            return []
+        return [self._entry(a, o, x) for x, o in zip(self._distances(a, others).tolist(), others)
+                if x < self.threshold]
+
     def _qualifies(self, a: int, b: int, d: float) -> bool:
         """Each nearer the other than anyone beside it; or the smaller (either, if as large) has the other as its
         nearest cluster and everyone beside it further."""
@@ -308,12 +315,7 @@ class _RivalMerge:
 
     def run(self) -> np.ndarray:
         k = len(self.size)
-        heap = []
-        for c in sorted(self.mates):
-            others = sorted(o for o in self.mates[c] if o > c)
-            if others:
-                heap += [self._entry(c, o, x) for x, o in zip(self._distances(c, others).tolist(), others)
-                         if x < self.threshold]
+        heap = [e for c in sorted(self.mates) for e in self._entries(c, sorted(o for o in self.mates[c] if o > c))]
         heapq.heapify(heap)
         joined = np.arange(k)
         while heap:
@@ -361,8 +363,7 @@ class _RivalMerge:
         self.nearest.pop(b, None)
         self.waiting.pop(b)
         self.waiting[a].clear()
-        mates = sorted(self.mates[a])
-        out = [self._entry(a, o, x) for x, o in zip(self._distances(a, mates).tolist(), mates) if x < self.threshold]
+        out = self._entries(a, sorted(self.mates[a]))
         moved = set(self.rivals[a])  # their rival is nearer or further now
         if self.pieces:
             moved |= self._new_nearest(a, b)
