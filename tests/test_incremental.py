@@ -710,3 +710,26 @@ def test_a_group_s_nearest_match_decides_which_of_two_groups_sharing_a_frame_kee
     labels, _, _, _ = cluster_added(table, CONFIG, np.array([0, 0, 7, 7, -1, -1, -1, -1]),
                                     np.array([False] * 4 + [True] * 4), 10, MARGIN)
     assert labels.tolist() == [0, 0, 7, 7, 0, 0, 10, 10]
+
+
+def test_an_add_learns_the_metric_from_the_videos_of_the_clusters_it_merges_only(monkeypatch):
+    """OUT's person 3 is in old.mp4; the add brings a face in each of v.mp4 and w.mp4. The scene merge's metric is
+    learnt from the added videos alone: a library's other videos (thousands of faces) neither change it nor cost
+    the add their time."""
+    import person_cluster.metric as metric
+
+    monkeypatch.setattr("person_cluster.clustering.incremental.make_clusterer", lambda cc: _Apart())
+    asked = []
+    learn = metric.video_metric
+
+    def spy(table, tracks, cannot, dims, videos=None):
+        asked.append(videos)
+        return learn(table, tracks, cannot, dims, videos)
+
+    monkeypatch.setattr(metric, "video_metric", spy)
+    e = np.eye(DIM)
+    table = _clothed([e[0], e[0], e[5], e[7]], [np.eye(4)[0]] * 4, sources=["old.mp4", "old.mp4", "v.mp4", "w.mp4"],
+                     frames=[0, 1000, 0, 0])
+    labels, _, _, _ = cluster_added(table, CONFIG, np.array([3, 3, -1, -1]), np.array([False, False, True, True]),
+                                    10, MARGIN)
+    assert labels.tolist() == [3, 3, -1, -1] and asked == [{"v.mp4", "w.mp4"}]
