@@ -94,7 +94,8 @@ def make_crops(dest: Path) -> Path:
                 crop = frame.image[max(0, top - dy):min(h, bottom + dy), max(0, left - dx):min(w, right + dx)]
                 folder = tmp / r["identity"]  # one person across the two Friends clips is one identity
                 folder.mkdir(parents=True, exist_ok=True)
-                cv2.imwrite(str(folder / f"{frame.index:05d}_{k}.jpg"), crop, [cv2.IMWRITE_JPEG_QUALITY, 92])
+                # the clip in the name: two clips share frame numbers, and a name held by both would keep one
+                cv2.imwrite(str(folder / f"{name}_{frame.index:05d}_{k}.jpg"), crop, [cv2.IMWRITE_JPEG_QUALITY, 92])
     tmp.rename(dest)
     return dest
 
@@ -215,7 +216,7 @@ def main() -> None:
     for name in args.only or list(DATASETS):
         source, truth, interval = DATASETS[name]
         if name == "crops":
-            source = make_crops(work / "crops_input")
+            source = make_crops(work / "crop_photos")
         config = base if interval is None else base.with_overrides({"sampling.capture_interval_sec": interval})
         extract_once([str(source)], work / name, config)
         rows += evaluate(name, work / name, str(truth), config)
