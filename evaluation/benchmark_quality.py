@@ -138,7 +138,7 @@ def ours(overrides: dict):
 
 BEFORE = {"fusion.cloth_scope": "window", "tracking.ambiguity_margin": 0, "tracking.split_distance": None,
           "tracking.rival_split": False,
-          "postprocess.scene_merge": False}
+          "postprocess.scene_merge": False, "postprocess.merge_face_threshold": 0.15}
 METHODS = {
     "seed 000/002: DBSCAN eps 0.5, min_samples 5": seed000,
     "seed 004: HAC sim 0.63, min_csize 6, merge 0.18/0.12": seed004,
@@ -157,6 +157,8 @@ METHODS = {
         ours({"postprocess.rival_merge": False}),
     "default without the rival pieces (in the rival merge, a piece judged by its own rivals and nearest cluster)":
         ours({"postprocess.rival_pieces": False}),
+    "default + the face-only centroid merge (clusters whose mean faces are within 0.15 joined, anywhere; on until 2026-12-03)":
+        ours({"postprocess.merge_face_threshold": 0.15}),
     "default + quality gate": ours({"quality.enabled": True}),
     "default + mirror average": ours({"fusion.mirror_average": True}),
     "default + quality gate + mirror average": ours({"quality.enabled": True, "fusion.mirror_average": True}),

@@ -280,8 +280,10 @@ class ClusteringConfig:
 
 @dataclass
 class PostprocessConfig:
-    # Merge clusters whose normalised centroids are closer than these (null disables that test).
-    merge_face_threshold: float | None = 0.15
+    # Merge clusters whose normalised centroids are closer than these, anywhere (null disables that test). Off: at
+    # 0.15 by face it changed nothing on five shared truths and joined two people on the sixth (the centroid of a
+    # few poor faces lies near everyone's; docs/quality.md#the-centroid-merge).
+    merge_face_threshold: float | None = None
     merge_cloth_threshold: float | None = None
     max_merge_passes: int = 5
     # Join a person's pieces within a scene by their centroids' fused distance (faces and the scene's clothing)

@@ -1,7 +1,7 @@
 """Stage 7: merge clusters whose centroids are close, then mark small clusters as unassigned (-1).
 
-Three merges, in this order. The centroid merge (:func:`merge_close_clusters`) joins clusters whose mean faces (or
-mean clothes) nearly coincide, anywhere. The scene merge (:func:`merge_within_scenes`) joins the pieces of one
+Three merges, in this order. The centroid merge (:func:`merge_close_clusters`; off by default) joins clusters whose
+mean faces (or mean clothes) nearly coincide, anywhere. The scene merge (:func:`merge_within_scenes`) joins the pieces of one
 person within a scene: small faces (a wide shot of six people) give noisy descriptors, so Chinese whispers leaves a
 person in several clusters of a few tracks each, while the mean of many faces and the clothing of one scene still
 say who it is. The rival merge (:func:`merge_by_rivals`) then joins, by face alone, two pieces of a scene nearer
