@@ -716,7 +716,7 @@ def test_an_add_learns_the_metric_from_the_videos_of_the_clusters_it_merges_only
     """OUT's person 3 is in old.mp4; the add brings a face in each of v.mp4 and w.mp4. The scene merge's metric is
     learnt from the added videos alone: a library's other videos (thousands of faces) neither change it nor cost
     the add their time."""
-    import person_cluster.metric as metric
+    from person_cluster import metric
 
     monkeypatch.setattr("person_cluster.clustering.incremental.make_clusterer", lambda cc: _Apart())
     asked = []
