@@ -485,3 +485,16 @@ def test_by_rivals_it_gives_the_partition_of_the_brute_force_merge(seed):
     pieces = seed % 4 != 3
     assert (merge_by_rivals(labels, face, merge, cannot, pieces).tolist()
             == _by_rivals_reference(labels, face, merge, cannot, pieces).tolist())
+
+
+def test_by_rivals_no_faces_or_none_assigned_is_nothing_to_join():
+    """A clip with no faces, or with every face set aside: the rival merge returns what it was given."""
+    from person_cluster.postprocess import merge_by_rivals
+
+    for labels in (np.zeros(0, np.int64), np.full(3, -1, np.int64)):
+        n = len(labels)
+        merge = SceneMerge(np.zeros(n, np.int64), 1.0, 0.5, 0.36, None, None)
+        none = CannotLinks(np.zeros(0, np.int64), np.zeros(0, np.int64), n)
+        both = CannotLinks(np.array([0] if n else [], np.int64), np.array([1] if n else [], np.int64), n)
+        for cannot in (none, both):
+            assert merge_by_rivals(labels, np.ones((n, 4), np.float32), merge, cannot).tolist() == labels.tolist()
