@@ -1,10 +1,10 @@
 """Stage 7: merge clusters whose centroids are close, then mark small clusters as unassigned (-1).
 
-Three merges, in this order. The centroid merge (:func:`merge_close_clusters`; off by default) joins clusters whose
-mean faces (or mean clothes) nearly coincide, anywhere. The scene merge (:func:`merge_within_scenes`) joins the pieces of one
-person within a scene: small faces (a wide shot of six people) give noisy descriptors, so Chinese whispers leaves a
-person in several clusters of a few tracks each, while the mean of many faces and the clothing of one scene still
-say who it is. The rival merge (:func:`merge_by_rivals`) then joins, by face alone, two pieces of a scene nearer
+Three merges, in this order. The centroid merge (:func:`merge_close_clusters`; off by default) joins clusters
+whose mean faces (or mean clothes) nearly coincide, anywhere. The scene merge (:func:`merge_within_scenes`) joins
+the pieces of one person within a scene: small faces (a wide shot of six people) give noisy descriptors, so Chinese
+whispers leaves a person in several clusters of a few tracks each, while the mean of many faces and the clothing of
+one scene still say who it is. The rival merge (:func:`merge_by_rivals`) then joins, by face alone, two pieces of a scene nearer
 each other than anyone either was seen beside (a person who changed clothes); :func:`merge_scenes` runs both.
 
 The centroid merge is done per pass on the graph "centroid distance below threshold": its connected components become the
@@ -75,7 +75,9 @@ def merge_close_clusters(
             i, j, d = _close_pairs(cc, cloth_threshold)
             keep = present[i] & present[j]
             pairs.append((i[keep], j[keep], d[keep] / cloth_threshold))
-        i, j, d = (np.concatenate([p[n] for p in pairs]) if pairs else np.zeros(0) for n in range(3))
+        if not pairs:  # neither test is on (the default): nothing to join, and no cannot-links to gather
+            break
+        i, j, d = (np.concatenate([p[n] for p in pairs]) for n in range(3))
         i, j = i.astype(np.int64), j.astype(np.int64)
         forbidden = cannot.forbidden_between(labels) if cannot is not None and len(cannot) else set()
         if forbidden:
