@@ -112,8 +112,10 @@ def item_features(table: FaceTable, items: Tracks, config: Config) -> ItemFeatur
     cloth, has_cloth = items.mean(table.cloth, table.has_cloth & described)
     group, start, end = _cloth_groups(table, items, config)
     window = fc.cloth_window_sec if fc.cloth_scope == "window" else None
-    return ItemFeatures(Fusion(face, cloth, has_cloth, fc.face_weight, fc.cloth_weight, window, group, start, end),
-                        good)
+    # Clothing switched off weighs nothing (the threshold is then on the face distance); switched on, it counts
+    # even where no face has any (the face stands in for it: fusion.py).
+    cloth_weight = fc.cloth_weight if config.cloth.enabled else 0.0
+    return ItemFeatures(Fusion(face, cloth, has_cloth, fc.face_weight, cloth_weight, window, group, start, end), good)
 
 
 def prepare_clustering(table: FaceTable, config: Config, applied: Applied | None = None) -> ClusteringInput:

@@ -4,7 +4,10 @@ Each part is L2-normalised and multiplied by its weight; the fused vector is the
 fused distance is ``face_weight^2 * d_face^2 + cloth_weight^2 * d_cloth^2``. Where clothing cannot be compared
 (either item has no clothing feature, or the two are in different groups: people change clothes between scenes,
 so the groups are scenes, or videos with a time window) the face distance stands in for the clothing distance, so
-such a pair is judged by the face alone, on the same scale as every other pair.
+such a pair is judged by the face alone, on the same scale as every other pair: ``hypot(face_weight, cloth_weight)
+* d_face``. That holds where no item has a clothing feature too (a folder of face crops), so the same photos
+cluster alike whether or not one of them shows clothing; only a clothing weight of 0 (``cloth.enabled: false``)
+leaves the face distance times its weight.
 """
 
 from __future__ import annotations
@@ -49,12 +52,17 @@ class Fusion:
     def uses_cloth(self) -> bool:
         return self.cloth_weight > 0 and self.cloth.shape[1] > 0
 
+    @property
+    def face_only(self) -> float:
+        """What a face distance is multiplied by where no clothing is compared (the face stands in for it)."""
+        return float(np.hypot(self.face_weight, self.cloth_weight))
+
     def vectors(self) -> np.ndarray:
         """Weighted concatenation of the normalised parts: (n, 128 + d). Their Euclidean distances are the fused
         distances wherever clothing can be compared."""
-        f = self.face * self.face_weight
         if not self.uses_cloth:
-            return f
+            return self.face * self.face_only
+        f = self.face * self.face_weight
         c = self.cloth * self.cloth_weight
         c[~self.has_cloth] = 0.0
         return np.concatenate([f, c], axis=1)
@@ -63,7 +71,7 @@ class Fusion:
         """All pairwise fused distances, condensed (scipy ``pdist`` layout)."""
         d_face = pdist(self.face).astype(np.float64)
         if not self.uses_cloth or self.n < 2:
-            return self.face_weight * d_face
+            return self.face_only * d_face
         valid: np.ndarray | bool = True
         if not self.has_cloth.all():
             missing = ~self.has_cloth
@@ -79,7 +87,7 @@ class Fusion:
             a, b = i[s:s + 65536], j[s:s + 65536]
             d_face = np.linalg.norm(self.face[a] - self.face[b], axis=1).astype(np.float64)
             if not self.uses_cloth:
-                out[s:s + len(a)] = self.face_weight * d_face
+                out[s:s + len(a)] = self.face_only * d_face
                 continue
             d_cloth = np.linalg.norm(self.cloth[a] - self.cloth[b], axis=1).astype(np.float64)
             valid = self.has_cloth[a] & self.has_cloth[b]
@@ -98,7 +106,7 @@ class Fusion:
 
         d_face = dist(self.face)
         if not self.uses_cloth:
-            return self.face_weight * d_face
+            return self.face_only * d_face
         valid = self.has_cloth[rows][:, None] & self.has_cloth[cols][None]
         if self.group is not None:
             g = self.group

@@ -46,6 +46,42 @@ def test_missing_clothing_uses_the_face_distance_alone():
     assert np.allclose(fused_distances(face, cloth, has, 1.0, 0.0), pdist(l2_normalize(face)))
 
 
+def test_a_folder_without_any_clothing_is_on_the_scale_of_one_where_some_photo_has_it():
+    """Face crops: whether one photo of the folder shows clothing or none does, two photos without clothing are
+    the same distance apart, by every way Fusion measures (all pairs, chosen pairs, cross, vectors)."""
+    rng = np.random.default_rng(3)
+    face = rng.normal(size=(5, 128))
+    one = Fusion(face, rng.normal(size=(5, 96)), np.array([True, False, False, False, False]), 1.0, 0.5)
+    none = Fusion(face, np.zeros((5, 0)), np.zeros(5, bool), 1.0, 0.5)
+    i, j = np.array([1, 2, 3]), np.array([2, 3, 4])
+    some = squareform(one.condensed())[i, j]
+    assert some == pytest.approx(np.linalg.norm(l2_normalize(face)[i] - l2_normalize(face)[j], axis=1) * np.hypot(1, 0.5))
+    assert squareform(none.condensed())[i, j] == pytest.approx(some)
+    assert none.pairs(i, j) == pytest.approx(some)
+    assert none.cross(np.array([1]), np.array([2]))[0, 0] == pytest.approx(some[0])
+    assert np.linalg.norm(none.vectors()[1] - none.vectors()[2]) == pytest.approx(some[0], rel=1e-5)
+    assert Fusion(face, np.zeros((5, 0)), np.zeros(5, bool), 1.0, 0.0).pairs(i, j) == pytest.approx(
+        some / np.hypot(1, 0.5))  # clothing that weighs nothing: the face distance itself
+
+
+def test_clothing_switched_off_leaves_the_threshold_on_the_face_distance():
+    """cloth.enabled: false weighs clothing 0, so the threshold is a face distance, as the user asked."""
+    from person_cluster.api import item_features
+    from person_cluster.records import FaceTable
+    from person_cluster.tracking import Tracks
+
+    rng = np.random.default_rng(4)
+    n = 3
+    table = FaceTable(np.arange(n), ["a.jpg", "b.jpg", "c.jpg"], [None] * n, [None] * n,
+                      np.tile([0, 0, 60, 60], (n, 1)), rng.normal(size=(n, 128)).astype(np.float32),
+                      np.zeros((n, 0), np.float32), np.zeros(n, bool))
+    d_face = pdist(l2_normalize(table.face))
+    on = item_features(table, Tracks.singletons(n), Config())
+    off = item_features(table, Tracks.singletons(n), Config().with_overrides({"cloth.enabled": False}))
+    assert off.fusion.condensed() == pytest.approx(d_face, rel=1e-5)
+    assert on.fusion.condensed() == pytest.approx(d_face * np.hypot(1, 0.5), rel=1e-5)
+
+
 def test_hac_recovers_blobs_and_cuts_strictly_below_threshold():
     x, truth = _blobs(10, 4, 0.02)
     labels = HACClustering(0.4).fit_predict(DenseDistances(pdist(l2_normalize(x)), len(x)))
