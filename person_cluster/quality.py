@@ -8,7 +8,7 @@ image +0.49 (a frontal face is nearly symmetric; a profile mirrored is another p
 -0.48, the face's size -0.45, the chip's sharpness -0.41.
 
 :func:`face_quality` turns them into one score in [0, 1] per face; clustering lets only good faces form clusters
-and assigns the poor ones afterwards (see :mod:`.clustering.quality_gate`).
+and assigns the poor ones afterwards (see :mod:`.clustering.gate`).
 """
 
 from __future__ import annotations

@@ -230,7 +230,7 @@ def test_a_poor_added_face_joins_the_new_cluster_it_is_clearly_near_with_the_gat
     fixed, added = np.array([3, 3, 3, -1, -1, -1]), np.array([False] * 3 + [True] * 3)
     labels, _, _, _ = cluster_added(table, _config(quality={"enabled": True}), fixed, added, 10, MARGIN)
     assert labels.tolist() == [3, 3, 3, 10, 10, 10]
-    labels, _, _, _ = cluster_added(table, CONFIG, fixed, added, 10, MARGIN)
+    labels, _, _, _ = cluster_added(table, _config(quality={"enabled": False}), fixed, added, 10, MARGIN)
     assert labels.tolist() == [3, 3, 3, 10, 10, -1]
 
 
