@@ -1,6 +1,6 @@
 """Names carry over: name the people of one clip as a user would, add a clip of another episode, count the names.
 
-    python evaluation/benchmark_names.py [--work DIR]
+    python evaluation/benchmark_names.py [--work DIR] [--set KEY=VALUE ...] [--around]
 
 1. `person-cluster run` friends_kitchen_clip.mp4 on its truth's frames (every 6th frame);
 2. name each person the way a user does from the page: a cluster whose faces are mostly one person of the truth
@@ -15,6 +15,9 @@ Then the other way round: the living room run on its truth's frames (every 12th)
 friends_kitchen added (sampled as the living room was, so scored on every fifth of its truth's frames): once with
 one cluster of each person named, once with every cluster that is mostly one person named after them
 (people in pieces named alike, as a user who names what they recognise does).
+
+``--around``: instead, the first way (friends_kitchen named, the living room added) at each clustering threshold
+from 0.33 to 0.39, with the quality gate on and off: how much of a figure is the threshold's noise.
 """
 
 from __future__ import annotations
@@ -58,14 +61,16 @@ def truth_of(out: Path, truth: Path) -> dict[int, str]:
     return {int(faces[i]["id"]): who for i, who in zip(match.faces.tolist(), match.identities)}
 
 
-def carry(out: Path, first: tuple[Path, Path, float], second: tuple[Path, Path], every: bool = False) -> None:
+def carry(out: Path, first: tuple[Path, Path, float], second: tuple[Path, Path], every: bool = False,
+          settings: tuple[str, ...] = ()) -> tuple[float, float]:
     """Run ``first`` (video, truth, capture interval) into OUT, name its people as a user would (one cluster of
     each person; ``every``: each cluster whose faces are mostly one person), add ``second`` (video, truth) and
-    print how the names carried over."""
+    print how the names carried over. ``settings``: more ``--set KEY=VALUE`` for the run (the add keeps them)."""
     video, truth, interval = first
     shutil.rmtree(out, ignore_errors=True)
     out.parent.mkdir(parents=True, exist_ok=True)
-    cli("run", str(video), "-o", str(out), "-q", "--set", f"sampling.capture_interval_sec={interval}")
+    cli("run", str(video), "-o", str(out), "-q", "--set", f"sampling.capture_interval_sec={interval}",
+        *(arg for kv in settings for arg in ("--set", kv)))
     who = truth_of(out, truth)
     manifest = json.loads((out / "manifest.json").read_text())
     named = {}
@@ -98,20 +103,42 @@ def carry(out: Path, first: tuple[Path, Path, float], second: tuple[Path, Path],
     per = collections.Counter((who[f["id"]], names.get(f["cluster"]) or "-") for f in added)
     for (person, name), n in sorted(per.items()):
         print(f"  {person:10s} -> {name:10s} {n}")
+    return right / max(1, len(of_named)), wrong / max(1, len(added))
+
+
+def around(work: Path, settings: tuple[str, ...]) -> None:
+    """The first way at each threshold 0.33-0.39, the gate on and off: a table of right / wrong names."""
+    rows = []
+    for gate in ("true", "false"):
+        cells = []
+        for threshold in (0.33, 0.34, 0.35, 0.36, 0.37, 0.38, 0.39):
+            right, wrong = carry(work, (KITCHEN, KITCHEN_TRUTH, 0.2002002), (LIVING, LIVING_TRUTH), settings=(
+                *settings, f"clustering.distance_threshold={threshold}", f"quality.enabled={gate}"))
+            cells.append(f"{right:.1%} / {wrong:.1%}")
+        rows.append(f"| quality gate {'on' if gate == 'true' else 'off'} | " + " | ".join(cells) + " |")
+    print("| names right / wrong | 0.33 | 0.34 | 0.35 | 0.36 | 0.37 | 0.38 | 0.39 |")
+    print("|---|---|---|---|---|---|---|---|")
+    print("\n".join(rows))
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--work", default=str(ROOT / "evaluation" / "work" / "names"))
+    ap.add_argument("--set", dest="settings", action="append", default=[], metavar="KEY=VALUE",
+                    help="a setting for the runs (and so the adds), as person-cluster run --set; repeatable")
+    ap.add_argument("--around", action="store_true", help="the first way at each threshold 0.33-0.39, gate on and off")
     args = ap.parse_args()
-    work = Path(args.work)
-    carry(work, (KITCHEN, KITCHEN_TRUTH, 0.2002002), (LIVING, LIVING_TRUTH))
+    work, settings = Path(args.work), tuple(args.settings)
+    if args.around:
+        around(work, settings)
+        return
+    carry(work, (KITCHEN, KITCHEN_TRUTH, 0.2002002), (LIVING, LIVING_TRUTH), settings=settings)
     # The other way: the six people of the living room named, then friends_kitchen (bigger faces) added; the
     # living room's people are in pieces (14 clusters), so once with one piece of each named, once with every
     # piece a user would recognise named alike.
     back = work.with_name(work.name + "-back")
-    carry(back, (LIVING, LIVING_TRUTH, 0.5005005), (KITCHEN, KITCHEN_TRUTH))
-    carry(back, (LIVING, LIVING_TRUTH, 0.5005005), (KITCHEN, KITCHEN_TRUTH), every=True)
+    carry(back, (LIVING, LIVING_TRUTH, 0.5005005), (KITCHEN, KITCHEN_TRUTH), settings=settings)
+    carry(back, (LIVING, LIVING_TRUTH, 0.5005005), (KITCHEN, KITCHEN_TRUTH), every=True, settings=settings)
 
 
 if __name__ == "__main__":
