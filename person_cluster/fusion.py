@@ -21,7 +21,7 @@ from scipy.spatial.distance import pdist, squareform
 def l2_normalize(x: np.ndarray) -> np.ndarray:
     x = np.asarray(x, dtype=np.float32)
     norms = np.linalg.norm(x, axis=1, keepdims=True)
-    return np.divide(x, norms, out=np.zeros_like(x), where=norms > 0)
+    return x / np.where(norms > 0, norms, 1)  # a row of zeros (never described) stays zeros
 
 
 @dataclass
