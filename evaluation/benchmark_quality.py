@@ -149,8 +149,8 @@ def ours(overrides: dict):
     return method
 
 
-BEFORE = {"quality.enabled": False, "fusion.cloth_scope": "window", "tracking.ambiguity_margin": 0, "tracking.split_distance": None,
-          "tracking.rival_split": False,
+BEFORE = {"quality.enabled": False, "fusion.cloth_scope": "window", "tracking.ambiguity_margin": 0,
+          "tracking.split_distance": None, "tracking.rival_split": False,
           "postprocess.scene_merge": False, "postprocess.merge_face_threshold": 0.15}
 METHODS = {
     "seed 000/002: DBSCAN eps 0.5, min_samples 5": seed000,
@@ -212,9 +212,8 @@ AROUND = {
 }
 
 
-def around(name: str, out: Path, truth: str, config: Config) -> list[list[str]]:
+def around(name: str, table: FaceTable, match: TruthMatch, config: Config) -> list[list[str]]:
     """Each AROUND row at every threshold: NMI / BCubed F at each, then their means."""
-    table, match, _ = cached(out, truth)
     rows = []
     for label, overrides in AROUND.items():
         nmi, bcubed = [], []
@@ -236,8 +235,8 @@ def cached(out: Path, truth: str) -> tuple[FaceTable, TruthMatch, Config]:
     return table, load_truth(truth).match(table.sources, table.frames, table.bboxes, sampled), Config.from_stored(stored)
 
 
-def evaluate(name: str, out: Path, truth: str, config: Config, methods: dict | None = None) -> list[list[str]]:
-    table, match, _ = cached(out, truth)
+def evaluate(name: str, table: FaceTable, match: TruthMatch, config: Config,
+             methods: dict | None = None) -> list[list[str]]:
     rows = []
     for method_name, method in (methods or METHODS).items():
         started = time.perf_counter()
@@ -270,15 +269,16 @@ def main() -> None:
             source = make_crops(work / "kitchen_crop_photos", ("kitchen",))
         config = base if interval is None else base.with_overrides({"sampling.capture_interval_sec": interval})
         extract_once([str(source)], work / name, config)
-        rows += evaluate(name, work / name, str(truth), config)
+        table, match, _ = cached(work / name, str(truth))
+        rows += evaluate(name, table, match, config)
         if args.around:
-            around_rows += around(name, work / name, str(truth), config)
+            around_rows += around(name, table, match, config)
         for key, (label, overrides, datasets) in FEATURES.items():
             if name not in datasets:
                 continue
             other = config.with_overrides(overrides)
             extract_once([str(source)], work / f"{name}-{key}", other)
-            rows += evaluate(name, work / f"{name}-{key}", str(truth), other, {label: ours({})})
+            rows += evaluate(name, *cached(work / f"{name}-{key}", str(truth))[:2], other, {label: ours({})})
     commit = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"], check=False, capture_output=True,
                             text=True).stdout.strip()
     head = ["dataset", "method", *COLUMNS, "seconds"]

@@ -55,7 +55,8 @@ def test_a_folder_without_any_clothing_is_on_the_scale_of_one_where_some_photo_h
     none = Fusion(face, np.zeros((5, 0)), np.zeros(5, bool), 1.0, 0.5)
     i, j = np.array([1, 2, 3]), np.array([2, 3, 4])
     some = squareform(one.condensed())[i, j]
-    assert some == pytest.approx(np.linalg.norm(l2_normalize(face)[i] - l2_normalize(face)[j], axis=1) * np.hypot(1, 0.5))
+    d_face = np.linalg.norm(l2_normalize(face)[i] - l2_normalize(face)[j], axis=1)
+    assert some == pytest.approx(d_face * np.hypot(1, 0.5))
     assert squareform(none.condensed())[i, j] == pytest.approx(some)
     assert none.pairs(i, j) == pytest.approx(some)
     assert none.cross(np.array([1]), np.array([2]))[0, 0] == pytest.approx(some[0])

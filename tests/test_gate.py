@@ -41,7 +41,8 @@ def test_parameters_are_checked_when_the_gate_is_made():
     gate = QualityGate(Given(), 0.5, 0.0)  # no margin is allowed
     assert gate.report == GateReport()
     defaults = QualityGate(Given())  # the config's values
-    assert (defaults.assign_distance, defaults.margin) == (QualityConfig().assign_distance, QualityConfig().assign_margin)
+    config = QualityConfig()
+    assert (defaults.assign_distance, defaults.margin) == (config.assign_distance, config.assign_margin)
 
 
 def test_poor_items_join_the_cluster_of_their_nearest_good_item_even_past_a_nearer_poor_one():
