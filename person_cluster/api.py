@@ -78,8 +78,8 @@ class ClusteringInput:
 
 def face_view(table: FaceTable, config: Config) -> FaceTable:
     """``table`` with the descriptors clustering uses: the mean of each face's and its mirror image's
-    (``fusion.mirror_average``, where the cache has both), else its own."""
-    if not config.fusion.mirror_average:
+    (``fusion.mirror_average``, for the faces that have one: ``face.flip``), else its own."""
+    if not config.fusion.mirror_average or table.face_flip is None:
         return table
     from .quality import face_descriptors
 

@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from .config import EARLIER
+from .config import EARLIER, upgrade
 from .errors import PersonClusterError
 from .records import FaceRecord, FaceTable, FrameInfo, SkippedInput
 from .sampling.shots import Shot, shot_of
@@ -62,7 +62,9 @@ def _same_settings(stored: dict[str, Any], current: dict[str, Any]) -> bool:
     key that is no longer an extraction setting (e.g. ``face.backend`` before the backends gave identical
     descriptors) is ignored; a current one that the cache did not record is a difference, unless it was added
     since with the value the cache was filled with (:data:`~person_cluster.config.EARLIER`). Values that are not
-    sections (the inputs) must be equal."""
+    sections (the inputs) must be equal. Stored values are read as :func:`~person_cluster.config.upgrade` reads an
+    older config (``face.flip: false`` is ``none``)."""
+    stored = upgrade(dict(stored))
     for section, values in current.items():
         old = stored.get(section, _MISSING)
         if isinstance(values, dict):
@@ -265,8 +267,10 @@ class FeatureCache:
         dim = next((c.shape[0] for c in cloth_rows if c is not None), 0)
         cloth = np.zeros((n, dim), np.float32)
         has_cloth = np.zeros(n, bool)
-        # A cache made without flipped descriptors (face.flip off, or schema 1) has none at all.
-        flip = np.zeros((n, 128), np.float32) if n and all(r[10] is not None for r in rows) else None
+        # A cache made without mirror-image descriptors (face.flip: none, a video-only run with "photos", schema 1)
+        # has none at all; where some faces have one, a face without stands as its own mirror image (distance 0: the
+        # quality gate's mirror cue leaves it as its other cues judge it, and its mirror average is itself).
+        flip = np.zeros((n, 128), np.float32) if any(r[10] is not None for r in rows) else None
         landmarks = np.full((n, 5, 2), np.nan, np.float32)
         for i, r in enumerate(rows):
             face[i] = np.frombuffer(r[7], np.float32)
@@ -274,7 +278,7 @@ class FeatureCache:
                 cloth[i] = cloth_rows[i]
                 has_cloth[i] = True
             if flip is not None:
-                flip[i] = np.frombuffer(r[10], np.float32)
+                flip[i] = face[i] if r[10] is None else np.frombuffer(r[10], np.float32)
             if r[12] is not None:
                 landmarks[i] = np.frombuffer(r[12], np.float32).reshape(5, 2)
         shots: dict[str, list[Shot]] = {}

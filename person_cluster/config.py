@@ -106,10 +106,15 @@ class FaceConfig:
     # "detector" the detector's alone, "dlib" dlib's alone (as before). Faces whose detector gives no points (hog,
     # cnn) are aligned as with "dlib". embedding/face.py says why and what was measured.
     align: str = field(default="both", metadata=EXTRACTED)
-    # Also describe the mirrored chip (a second descriptor pass): for fusion.mirror_average, and for the quality
-    # gate's cue of how far apart the two are (see quality.py). Off by default: a second descriptor pass, and
-    # neither use of it is a default (docs/quality.md).
-    flip: bool = field(default=False, metadata=EXTRACTED)
+    # Which faces also get their mirrored chip described (a second descriptor pass), for fusion.mirror_average and
+    # the quality gate's mirror-distance cue (see quality.py): "photos" (a photo is one view of a face, where a
+    # video's track has many: a photo folder's turned faces, BCubed F 0.941 -> 0.968 on friends_kitchen's crops),
+    # "all" (video faces too: better at 0.2 s, worse at 0.5 s on the living room; docs/quality.md), "none".
+    flip: str = field(default="photos", metadata=EXTRACTED)
+
+    def mirrors(self, photo: bool) -> bool:
+        """Whether a face of a photo (``photo``) or of a video frame gets its mirrored chip described."""
+        return self.flip == "all" or (self.flip == "photos" and photo)
 
     def validate(self) -> None:
         _require(self.backend != "torch", "face.backend", "'torch' is now 'onnx' (the same network, run by onnxruntime)")
@@ -120,6 +125,7 @@ class FaceConfig:
                  "jittering is done by dlib: set face.backend: dlib to use num_jitters > 0")
         _require(0 <= self.padding <= 1, "face.padding", "must be 0..1")
         _require(self.align in ("both", "detector", "dlib"), "face.align", "must be 'both', 'detector' or 'dlib'")
+        _require(self.flip in ("none", "photos", "all"), "face.flip", "must be 'none', 'photos' or 'all'")
 
 
 @dataclass
@@ -160,10 +166,10 @@ class FusionConfig:
     # between any two. Photos are always compared with each other.
     cloth_scope: str = "scene"
     cloth_window_sec: float = 10.0
-    # The mean of a face's and its mirror image's descriptors (where the cache has both: face.flip) instead of the
-    # face's own. Same/other-person pairs separate better (ROC AUC 0.974 -> 0.983 on friends_kitchen), but at the
-    # same threshold LFW's pairwise F falls from 0.964 to 0.936, so it is off by default.
-    mirror_average: bool = False
+    # The mean of a face's and its mirror image's descriptors instead of the face's own, for every face that has
+    # its mirror image described (face.flip: photos, by default). Same/other-person pairs separate better (ROC AUC
+    # 0.974 -> 0.983 on friends_kitchen); false: every face by its own descriptor (the mirror distance stays a cue).
+    mirror_average: bool = True
 
     def validate(self) -> None:
         _require(self.face_weight > 0, "fusion.face_weight", "must be > 0")
@@ -218,10 +224,11 @@ class TrackingConfig:
 @dataclass
 class QualityConfig:
     """The quality gate (see person_cluster.quality and person_cluster.clustering.gate). On by default since
-    2026-12-03: on the default features (no mirror images, so its cues are size, sharpness and detector score) it
+    2026-12-03: on features without mirror images (a video's, so its cues are size, sharpness and detector score) it
     raised the living room's BCubed F, averaged over the thresholds 0.33-0.39, from 0.896 to 0.932 and the
     friends_kitchen face crops' from 0.866 to 0.930, left friends_kitchen, the whole crop folder and LFW as they were
-    (docs/quality.md#the-quality-gate-by-default)."""
+    (docs/quality.md#the-quality-gate-by-default); with the photos' mirror images (face.flip) it adds their mirror
+    distance."""
 
     enabled: bool = True
     # An item (a track, or a photo's face) whose best face's quality is below this takes no part in forming
@@ -415,7 +422,7 @@ class Config:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any] | None) -> Config:
-        data = _upgrade(dict(data or {}))
+        data = upgrade(dict(data or {}))
         kwargs = {}
         sections = {f.name: f for f in dataclasses.fields(cls)}
         for name, value in data.items():
@@ -452,12 +459,16 @@ EXTRACTION_KEYS: tuple[str, ...] = tuple(
 # Extraction settings added after OUTs were first written, with the value an OUT written without them was extracted
 # with (before cloth.colour, clothing was the CNN's features alone). An OUT's stored config and its cache's record of
 # the extraction read a missing one as this; a config file that leaves one out gets the default, as for any key.
-EARLIER: dict[str, Any] = {"cloth.colour": False, "face.align": "dlib", "detection.photo_border": 0.0}
+EARLIER: dict[str, Any] = {"cloth.colour": False, "face.align": "dlib", "detection.photo_border": 0.0,
+                           "face.flip": "none"}
 
 
-def _upgrade(data: dict[str, Any]) -> dict[str, Any]:
+def upgrade(data: dict[str, Any]) -> dict[str, Any]:
     """Settings as earlier versions wrote them (the config stored in an older OUT): ``fusion.cloth_window_sec:
-    null`` (clothing always compared) is ``fusion.cloth_scope: always``."""
+    null`` (clothing always compared) is ``fusion.cloth_scope: always``; ``face.flip: true/false`` is ``all/none``."""
+    face = data.get("face")
+    if isinstance(face, Mapping) and isinstance(face.get("flip"), bool):
+        data["face"] = {**face, "flip": "all" if face["flip"] else "none"}
     fusion = data.get("fusion")
     if isinstance(fusion, Mapping) and "cloth_window_sec" in fusion and fusion["cloth_window_sec"] is None:
         _require("cloth_scope" not in fusion, "fusion.cloth_window_sec",

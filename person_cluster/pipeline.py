@@ -421,16 +421,14 @@ class Extractor:
             for face, frame in zip(faces, frames, strict=True):
                 face.cloth_region = cloth_region(face.bbox, frame.width, frame.height, self.config.cloth)
         clothed = [k for k, face in enumerate(faces) if face.cloth_region is not None]
-        chips = [face.chip for face in faces]
-        if self.config.face.flip:  # one call for both: the batches stay full
-            chips += [chip[:, ::-1] for chip in chips]
-        descriptors = face_encoder(chips)
+        mirrored = [k for k, frame in enumerate(frames) if self.config.face.mirrors(photo=frame.index is None)]
+        # One call for both: the batches stay full.
+        descriptors = face_encoder([face.chip for face in faces] + [faces[k].chip[:, ::-1] for k in mirrored])
         cloth = cloth_embedder([faces[k].cloth_region.cut(frames[k].image) for k in clothed]) if clothed else []
         for face, descriptor in zip(faces, descriptors, strict=False):
             face.face_embedding = descriptor
-        if self.config.face.flip:
-            for face, descriptor in zip(faces, descriptors[len(faces):], strict=True):
-                face.face_flip_embedding = descriptor
+        for k, descriptor in zip(mirrored, descriptors[len(faces):], strict=True):
+            faces[k].face_flip_embedding = descriptor
         for k, feature in zip(clothed, cloth, strict=True):
             faces[k].cloth_embedding = feature
 

@@ -135,7 +135,7 @@ class FaceRecord:
     cloth_embedding: np.ndarray | None  # None when no usable clothing region exists
     face_jpg: bytes = b""
     body_jpg: bytes | None = None
-    face_flip_embedding: np.ndarray | None = None  # raw descriptor of the mirrored chip (None: face.flip off)
+    face_flip_embedding: np.ndarray | None = None  # raw descriptor of the mirrored chip (None: not mirrored, face.flip)
     sharpness: float = 0.0
     landmarks: np.ndarray | None = None  # (5, 2) the detector's points in frame pixels, where it has them
 
@@ -168,7 +168,7 @@ class FaceTable:
     # (n,) int: each face's shot in its video (-1: a photo, or a video whose shots were not found)
     shots: np.ndarray | None = None
     # What the face quality is estimated from (see quality.py); absent for tables built by hand.
-    face_flip: np.ndarray | None = None  # (n, 128) raw descriptors of the mirrored chips, or None
+    face_flip: np.ndarray | None = None  # (n, 128) raw descriptors of the mirrored chips (a face not mirrored: its own), or None
     scores: np.ndarray | None = None  # (n,) detector scores
     sharpness: np.ndarray | None = None  # (n,) variance of the Laplacian of the aligned chip
     landmarks: np.ndarray | None = None  # (n, 5, 2) the detector's points; NaN where it has none

@@ -67,12 +67,20 @@ def test_every_field_reads_back_as_written(tmp_path):
         assert [f.background for f in cache.frames()] == [None, None]  # read only when asked for
 
 
-def test_a_table_has_flipped_descriptors_only_when_every_face_has_one(tmp_path):
+def test_a_face_without_a_mirror_image_stands_as_its_own_beside_faces_with_one(tmp_path):
+    """face.flip: photos mirrors a photo's faces, not a video frame's: a table of both has mirror images for all,
+    a face not mirrored its own descriptor (mirror distance 0, mirror average itself); a table of none has none."""
     with FeatureCache(tmp_path / "c.sqlite") as cache:
         cache.set_input(0, "v.mp4", "video", "done")
-        cache.add_frame(FrameInfo("v.mp4", 0, 0.0, 64, 48), [_record("v.mp4", 0, [0, 0, 9, 9], 1),
-                                                             _record("v.mp4", 0, [10, 0, 19, 9], 2, flip=False)])
+        a, b = _record("v.mp4", 0, [0, 0, 9, 9], 1, flip=False), _record("v.mp4", 0, [10, 0, 19, 9], 2, flip=False)
+        cache.add_frame(FrameInfo("v.mp4", 0, 0.0, 64, 48), [a, b])
         assert cache.load_table().face_flip is None
+        cache.set_input(1, "p.jpg", "image", "done")
+        c = _record("p.jpg", None, [0, 0, 9, 9], 3)
+        cache.add_frame(FrameInfo("p.jpg", None, None, 64, 48), [c])
+        table = cache.load_table()
+        assert table.face_flip.dtype == np.float32
+        assert np.array_equal(table.face_flip, np.stack([a.face_embedding, b.face_embedding, c.face_flip_embedding]))
 
 
 def test_a_shots_background_is_the_mean_of_its_sampled_frames(tmp_path):

@@ -101,3 +101,26 @@ def test_an_outs_stored_config_reads_a_setting_added_since_as_it_was_extracted()
     assert Config.from_stored(Config().to_dict()).cloth.colour is True  # a recorded value is kept
     assert Config.from_stored(None) == Config()
     assert "colour" not in stored["cloth"]  # the caller's dict is left as it was
+
+
+def test_face_flip_names_whose_mirror_image_is_described_and_reads_older_booleans():
+    """face.flip was a boolean (every face or none): an OUT's stored config, an old config file and the record in
+    an old cache read true as all and false as none, so that an add extracts new inputs as the OUT's were."""
+    from person_cluster.cache import _same_settings
+
+    assert Config().face.flip == "photos"
+    assert [Config().face.mirrors(photo=p) for p in (True, False)] == [True, False]
+    every = Config().with_overrides({"face.flip": "all"}).face
+    assert every.mirrors(photo=False) and every.mirrors(photo=True)
+    none = Config().with_overrides(["face.flip=false"]).face
+    assert none.flip == "none" and not none.mirrors(photo=True)
+    assert Config.from_stored({"face": {"flip": True}}).face.flip == "all"
+    stored = Config().to_dict()
+    del stored["face"]["flip"]  # an OUT written before the key existed had no mirror images
+    assert Config.from_stored(stored).face.flip == "none"
+    old = {**Config().extraction_dict(), "face": {**Config().extraction_dict()["face"], "flip": False}}
+    current = Config().with_overrides({"face.flip": "none"}).extraction_dict()
+    assert _same_settings(old, current) and not _same_settings(old, Config().extraction_dict())
+    assert old["face"]["flip"] is False  # the stored record is read, not rewritten
+    with pytest.raises(ConfigError, match="face.flip"):
+        Config().with_overrides({"face.flip": "photo"})

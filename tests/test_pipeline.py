@@ -179,3 +179,36 @@ def test_a_photo_of_a_face_alone_gets_its_face_and_an_old_cache_keeps_its_settin
         _extract(extractor, items, tmp_path / "both.sqlite")
     assert sorted(calls) == [False] * 4 + [True]
     assert EARLIER["detection.photo_border"] == 0.0
+
+
+@pytest.mark.pipeline
+def test_a_photos_faces_get_their_mirror_image_described_and_a_videos_do_not(tmp_path, lfw):
+    """face.flip: photos (the default) describes the mirrored chip of a photo's face only (a video's track has
+    other views); all: every face's; none: no face's. A mirror image is a real view of the same face: near, not
+    equal."""
+    import cv2
+
+    image = cv2.imread(str(min((lfw / "Colin_Powell").glob("*.jpg"))))
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    cv2.imwrite(str(photos / "a.png"), image)
+    video = tmp_path / "clip.avi"
+    writer = cv2.VideoWriter(str(video), cv2.VideoWriter_fourcc(*"MJPG"), 5, (image.shape[1], image.shape[0]))
+    for _ in range(10):
+        writer.write(image)
+    writer.release()
+    config = Config().with_overrides({"sampling.capture_interval_sec": 1.0})
+    items, _ = discover_inputs([str(photos), str(video)], config.sampling)
+    tables = {}
+    for flip in ("photos", "all", "none"):
+        with Extractor(config.with_overrides({"face.flip": flip}), progress=False) as extractor:
+            _, tables[flip] = _extract(extractor, items, tmp_path / f"{flip}.sqlite")
+    table = tables["photos"]
+    photo = np.array([f is None for f in table.frames])
+    assert photo.sum() >= 1 and (~photo).sum() >= 2
+    distance = np.linalg.norm(table.face - table.face_flip, axis=1)
+    assert np.all((distance[photo] > 1e-3) & (distance[photo] < 0.6)) and np.all(distance[~photo] == 0)
+    assert np.all(np.linalg.norm(tables["all"].face - tables["all"].face_flip, axis=1) > 1e-3)
+    assert np.allclose(tables["all"].face_flip[photo], table.face_flip[photo], atol=1e-5)
+    assert tables["none"].face_flip is None
+    assert np.allclose(tables["none"].face, table.face, atol=1e-5)  # the faces' own descriptors are the same

@@ -163,3 +163,21 @@ def test_an_older_stored_config_with_clothing_always_compared_reads_as_cloth_sco
     assert Config.from_dict({"fusion": {"cloth_window_sec": None}}).fusion.cloth_scope == "always"
     with pytest.raises(ConfigError, match="cloth_scope: always"):
         Config().with_overrides(["fusion.cloth_window_sec=null"])
+
+
+def test_clustering_describes_a_mirrored_face_by_the_mean_of_it_and_its_mirror_image():
+    from person_cluster.api import face_view
+
+    rng = np.random.default_rng(5)
+    face, flip = rng.normal(size=(3, 128)).astype(np.float32), rng.normal(size=(3, 128)).astype(np.float32)
+    flip[2] = face[2]  # not mirrored: its own mirror image (cache.load_table)
+    table = FaceTable(ids=np.arange(3), sources=["a.jpg", "b.jpg", "v.mp4"], frames=[None, None, 0],
+                      times=[None, None, 0.0], bboxes=np.zeros((3, 4), np.int64), face=face,
+                      cloth=np.zeros((3, 0), np.float32), has_cloth=np.zeros(3, bool), face_flip=flip)
+    view = face_view(table, Config())
+    assert np.allclose(view.face, l2_normalize(l2_normalize(face) + l2_normalize(flip)), atol=1e-6)
+    assert np.allclose(view.face[2], l2_normalize(face)[2], atol=1e-6) and view.face_flip is flip
+    assert face_view(table, Config().with_overrides({"fusion.mirror_average": False})) is table
+    without = FaceTable(ids=np.arange(3), sources=table.sources, frames=table.frames, times=table.times,
+                        bboxes=table.bboxes, face=face, cloth=table.cloth, has_cloth=table.has_cloth)
+    assert face_view(without, Config()) is without  # nothing mirrored: raw descriptors, as before
