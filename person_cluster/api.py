@@ -213,8 +213,9 @@ def cluster_table(table: FaceTable, config: Config, prepared: ClusteringInput | 
     qc = config.quality
     gate = QualityGate(make_clusterer(cc), qc.assign_distance, qc.assign_margin, between)
     labels = gate.fit_predict(prepared.distances, prepared.good)
-    log.info("quality gate: %d tracks formed the clusters, %d poor ones joined one by the margin rule, %d "
-             "poor ones were clustered among themselves", gate.report.good, gate.report.assigned, gate.report.own)
+    log.info("quality gate: %d items (tracks, photos' faces) formed the clusters, %d poor ones joined one by the "
+             "margin rule, %d poor ones were clustered among themselves", gate.report.good, gate.report.assigned,
+             gate.report.own)
     if len(between):
         labels = between.split(labels, prepared.distances.among)
     labels = labels[prepared.tracks.ids]
