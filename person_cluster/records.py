@@ -6,7 +6,9 @@ which the feature cache stores. Clustering works on :class:`FaceTable`, the colu
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -168,7 +170,8 @@ class FaceTable:
     # (n,) int: each face's shot in its video (-1: a photo, or a video whose shots were not found)
     shots: np.ndarray | None = None
     # What the face quality is estimated from (see quality.py); absent for tables built by hand.
-    face_flip: np.ndarray | None = None  # (n, 128) raw descriptors of the mirrored chips (a face not mirrored: its own), or None
+    # (n, 128) raw descriptors of the mirrored chips (a face not mirrored: its own), or None (no face mirrored)
+    face_flip: np.ndarray | None = None
     scores: np.ndarray | None = None  # (n,) detector scores
     sharpness: np.ndarray | None = None  # (n,) variance of the Laplacian of the aligned chip
     landmarks: np.ndarray | None = None  # (n, 5, 2) the detector's points; NaN where it has none
@@ -191,3 +194,14 @@ class FaceTable:
 
     def __len__(self) -> int:
         return int(self.ids.shape[0])
+
+    def take(self, rows: np.ndarray) -> FaceTable:
+        """The faces at ``rows``, in that order (ids renumbered 0..len-1; the shots' backgrounds kept)."""
+        rows = np.asarray(rows, np.int64)
+        values: dict[str, Any] = {"ids": np.arange(len(rows))}
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            if f.name in ("ids", "shot_backgrounds") or value is None:
+                continue
+            values[f.name] = [value[k] for k in rows] if isinstance(value, list) else value[rows]
+        return dataclasses.replace(self, **values)

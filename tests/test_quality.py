@@ -181,3 +181,20 @@ def test_clustering_describes_a_mirrored_face_by_the_mean_of_it_and_its_mirror_i
     without = FaceTable(ids=np.arange(3), sources=table.sources, frames=table.frames, times=table.times,
                         bboxes=table.bboxes, face=face, cloth=table.cloth, has_cloth=table.has_cloth)
     assert face_view(without, Config()) is without  # nothing mirrored: raw descriptors, as before
+
+
+def test_a_table_taken_in_another_order_keeps_every_faces_columns_together():
+    rng = np.random.default_rng(2)
+    n = 5
+    table = FaceTable(ids=np.arange(n), sources=[f"{k}.jpg" for k in range(n)], frames=[None] * n,
+                      times=[None] * n, bboxes=rng.integers(0, 100, (n, 4)), face=rng.normal(size=(n, 128)),
+                      cloth=rng.normal(size=(n, 8)), has_cloth=rng.random(n) > 0.5, face_flip=None,
+                      scores=rng.random(n), sharpness=rng.random(n), shot_backgrounds={("v.mp4", 0): np.ones(3)})
+    rows = np.array([3, 0, 4])
+    taken = table.take(rows)
+    assert taken.ids.tolist() == [0, 1, 2] and taken.sources == ["3.jpg", "0.jpg", "4.jpg"] and len(taken) == 3
+    for name in ("bboxes", "face", "cloth", "has_cloth", "shots", "scores", "sharpness", "landmarks", "has_body"):
+        assert np.array_equal(getattr(taken, name), getattr(table, name)[rows], equal_nan=name == "landmarks")
+    assert taken.face_flip is None and taken.shot_backgrounds is table.shot_backgrounds
+    back = taken.take(np.argsort(np.array([1, 0, 2])))  # and back: the order is all that changed
+    assert back.sources == ["0.jpg", "3.jpg", "4.jpg"] and np.array_equal(back.face, table.face[[0, 3, 4]])
