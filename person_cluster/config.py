@@ -108,7 +108,8 @@ class FaceConfig:
     align: str = field(default="both", metadata=EXTRACTED)
     # Which faces also get their mirrored chip described (a second descriptor pass), for fusion.mirror_average and
     # the quality gate's mirror-distance cue (see quality.py): "photos" (a photo is one view of a face, where a
-    # video's track has many: a photo folder's turned faces, BCubed F 0.941 -> 0.968 on friends_kitchen's crops),
+    # video's track has many: a photo folder's turned faces; friends_kitchen's crops' BCubed F 0.893 -> 0.928 over
+    # thresholds and orders of the photos),
     # "all" (video faces too: better at 0.2 s, worse at 0.5 s on the living room; docs/quality.md), "none".
     flip: str = field(default="photos", metadata=EXTRACTED)
 
