@@ -60,7 +60,7 @@ from person_cluster.clustering import ChineseWhispersClustering, DBSCANClusterin
 from person_cluster.config import Config, FaceConfig
 from person_cluster.evaluation import TruthMatch, load_truth, score
 from person_cluster.postprocess import postprocess
-from person_cluster.records import FaceTable
+from person_cluster.records import FaceTable, mirror_images
 from person_cluster.sampling.video import probe_video, read_video_frames
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -142,14 +142,12 @@ def dlib_cw(table, config) -> np.ndarray:
 
 
 def as_extracted(table: FaceTable, face: FaceConfig) -> FaceTable:
-    """``table``, extracted with every face's mirror image, as a run with ``face.flip`` stores and reads it (a face
-    not mirrored stands as its own mirror image; none mirrored: no mirror images, as cache.load_table reads them)."""
+    """``table``, extracted with every face's mirror image, as a run with ``face.flip`` stores and reads it (as
+    cache.load_table reads it: records.mirror_images)."""
     if table.face_flip is None:
         return table
     mirrored = np.array([face.mirrors(photo=frame is None) for frame in table.frames], bool)
-    if not mirrored.any():
-        return dataclasses.replace(table, face_flip=None)
-    return dataclasses.replace(table, face_flip=np.where(mirrored[:, None], table.face_flip, table.face))
+    return dataclasses.replace(table, face_flip=mirror_images(table.face, table.face_flip, mirrored))
 
 
 def ours(overrides: dict):

@@ -18,7 +18,7 @@ import numpy as np
 
 from .config import EARLIER, upgrade
 from .errors import PersonClusterError
-from .records import FaceRecord, FaceTable, FrameInfo, SkippedInput
+from .records import FaceRecord, FaceTable, FrameInfo, SkippedInput, mirror_images
 from .sampling.shots import Shot, shot_of
 
 CACHE_NAME = "features.sqlite"
@@ -267,18 +267,18 @@ class FeatureCache:
         dim = next((c.shape[0] for c in cloth_rows if c is not None), 0)
         cloth = np.zeros((n, dim), np.float32)
         has_cloth = np.zeros(n, bool)
-        # A cache made without mirror-image descriptors (face.flip: none, a video-only run with "photos", schema 1)
-        # has none at all; where some faces have one, a face without stands as its own mirror image (distance 0: the
-        # quality gate's mirror cue leaves it as its other cues judge it, and its mirror average is itself).
-        flip = np.zeros((n, 128), np.float32) if any(r[10] is not None for r in rows) else None
+        # Mirror-image descriptors where face.flip described them (none: face.flip none, a video-only run with
+        # "photos", schema 1); see mirror_images.
+        mirrored = np.array([r[10] is not None for r in rows], bool)
+        mirror = np.zeros((n, 128), np.float32) if mirrored.any() else None
         landmarks = np.full((n, 5, 2), np.nan, np.float32)
         for i, r in enumerate(rows):
             face[i] = np.frombuffer(r[7], np.float32)
             if cloth_rows[i] is not None:
                 cloth[i] = cloth_rows[i]
                 has_cloth[i] = True
-            if flip is not None:
-                flip[i] = face[i] if r[10] is None else np.frombuffer(r[10], np.float32)
+            if mirrored[i]:
+                mirror[i] = np.frombuffer(r[10], np.float32)
             if r[12] is not None:
                 landmarks[i] = np.frombuffer(r[12], np.float32).reshape(5, 2)
         shots: dict[str, list[Shot]] = {}
@@ -306,7 +306,7 @@ class FeatureCache:
             face=face,
             cloth=cloth,
             has_cloth=has_cloth,
-            face_flip=flip,
+            face_flip=None if mirror is None else mirror_images(face, mirror, mirrored),
             scores=np.array([r[9] for r in rows], np.float64),
             sharpness=np.array([np.nan if r[11] is None else r[11] for r in rows], np.float64),
             landmarks=landmarks,

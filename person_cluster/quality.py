@@ -36,12 +36,10 @@ def flip_distance(table: FaceTable) -> np.ndarray | None:
 
 
 def face_descriptors(table: FaceTable) -> np.ndarray:
-    """The descriptor clustering uses: the mean of a face's and its mirror image's (normalised) where the cache has
-    both, else the face's own."""
+    """The descriptor clustering uses for ``table``'s faces, which has mirror images (``face_flip``): the mean of a
+    face's and its mirror image's (normalised; a face not mirrored is its own, so its own descriptor)."""
     from .fusion import l2_normalize
 
-    if table.face_flip is None:
-        return l2_normalize(table.face)
     return l2_normalize(l2_normalize(table.face) + l2_normalize(table.face_flip))
 
 

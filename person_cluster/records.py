@@ -205,3 +205,12 @@ class FaceTable:
                 continue
             values[f.name] = [value[k] for k in rows] if isinstance(value, list) else value[rows]
         return dataclasses.replace(self, **values)
+
+
+def mirror_images(face: np.ndarray, mirror: np.ndarray, mirrored: np.ndarray) -> np.ndarray | None:
+    """:attr:`FaceTable.face_flip` from each face's mirror-image descriptor (``mirror``) where it was described
+    (``mirrored``, face.flip): a face not mirrored stands as its own mirror image (distance 0: the quality gate's
+    mirror cue leaves it as its other cues judge it, and its mirror average is itself); None where no face was."""
+    if not mirrored.any():
+        return None
+    return np.where(mirrored[:, None], mirror, face)
